@@ -1,0 +1,3 @@
+"""xtok: exploding tokens for CI."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""boto3 sessions for xtok and the translation of AWS failures into xtok errors.
+
+boto3 is imported lazily: commands that never talk to AWS (`--help`, `inspect`, `policy`) must
+start fast. botocore's debug logging is never enabled here: it prints signed requests, session
+tokens included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xtok.errors import (
+    AccessDenied,
+    AwsError,
+    ConfigError,
+    CredentialsRejected,
+    Error,
+    NetworkError,
+    NotFound,
+    TokenExpired,
+    UsageError,
+)
+from xtok.mask import redact
+
+if TYPE_CHECKING:
+    import boto3
+
+    from xtok.token import Credentials
+
+# STS and IAM are global; Secrets Manager needs a region and has no sensible default.
+_GLOBAL_SERVICES_REGION = "us-east-1"
+_MESSAGE_LIMIT = 300
+
+_TIP_EXPIRED = "the token has exploded: ask the approver for a new one"
+_TIP_DENIED = (
+    "check the policies and the token's scope (`xtok inspect`); revoked or MFA-less "
+    "sessions are denied too"
+)
+_TIP_REJECTED = "check the credentials or token, and this machine's clock"
+_TIP_NETWORK = "check --endpoint-url / AWS_ENDPOINT_URL and the network"
+_TIP_CREDENTIALS = "configure AWS credentials (aws configure, AWS_PROFILE or AWS_* variables)"
+_TIP_REGION = "pass --region or set AWS_REGION"
+
+_BY_CODE: dict[str, tuple[type[Error], str, str]] = {
+    "ExpiredToken": (TokenExpired, "the credentials have expired", _TIP_EXPIRED),
+    "ExpiredTokenException": (TokenExpired, "the credentials have expired", _TIP_EXPIRED),
+    "AccessDenied": (AccessDenied, "access denied", _TIP_DENIED),
+    "AccessDeniedException": (AccessDenied, "access denied", _TIP_DENIED),
+    "403": (AccessDenied, "access denied (HTTP 403)", _TIP_DENIED),
+    "ResourceNotFoundException": (NotFound, "not found", "check the name with `xtok secret ls`"),
+    "NoSuchEntity": (NotFound, "not found", "check the IAM name"),
+    "InvalidClientTokenId": (CredentialsRejected, "unknown access key", _TIP_REJECTED),
+    "UnrecognizedClientException": (CredentialsRejected, "unknown access key", _TIP_REJECTED),
+    "InvalidAccessKeyId": (CredentialsRejected, "unknown access key", _TIP_REJECTED),
+    "SignatureDoesNotMatch": (CredentialsRejected, "bad request signature", _TIP_REJECTED),
+    "InvalidSignatureException": (CredentialsRejected, "bad request signature", _TIP_REJECTED),
+    "IncompleteSignature": (CredentialsRejected, "incomplete signature", _TIP_REJECTED),
+    "MissingAuthenticationToken": (CredentialsRejected, "no credentials sent", _TIP_REJECTED),
+    "RequestExpired": (
+        CredentialsRejected,
+        "request date outside AWS's 15-minute window",
+        "fix this machine's clock (NTP)",
+    ),
+    "PackedPolicyTooLarge": (
+        AwsError,
+        "session policy too large for AWS",
+        "use fewer secrets per token, or --prefix",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    """Where and as whom to call AWS; None means the standard AWS configuration chain."""
+
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+def session(config: AwsConfig, creds: Credentials | None = None) -> boto3.Session:
+    """A boto3 session: the profile/env chain, or exactly `creds` when given."""
+    import boto3
+    import botocore.exceptions
+
+    try:
+        if creds is None:
+            return boto3.Session(profile_name=config.profile, region_name=config.region)
+        return boto3.Session(
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key.reveal_text(),
+            aws_session_token=creds.session_token.reveal_text(),
+            region_name=config.region or creds.region,
+        )
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise ConfigError(f"{exc}", tip="check --profile / AWS_PROFILE and ~/.aws/config") from None
+
+
+def client(sess: boto3.Session, service: str, config: AwsConfig) -> Any:
+    """A client with short timeouts and few retries: a CI step should fail fast and clearly."""
+    from botocore.config import Config
+
+    region = sess.region_name
+    if region is None and service in ("sts", "iam"):
+        region = _GLOBAL_SERVICES_REGION
+    with aws_errors(f"cannot create the {service} client"):
+        try:
+            return sess.client(
+                service,  # type: ignore[call-overload]
+                region_name=region,
+                endpoint_url=config.endpoint_url,
+                config=Config(
+                    connect_timeout=5,
+                    read_timeout=30,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                ),
+            )
+        except ValueError as exc:  # botocore's "Invalid endpoint: …"
+            raise UsageError(str(exc), tip="e.g. --endpoint-url http://127.0.0.1:4566") from None
+
+
+@contextmanager
+def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
+    """Translate botocore failures inside the block into xtok errors that start with `what`.
+
+    `scrub` lists values (e.g. the secret being stored) that AWS or botocore might echo in a
+    message; they are masked before the message is shown.
+    """
+    import botocore.exceptions as bx
+
+    try:
+        yield
+    except bx.ClientError as exc:
+        err = exc.response.get("Error", {})
+        code = str(
+            err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        )
+        known = _BY_CODE.get(code)
+        if known:
+            cls, reason, tip = known
+            raise cls(f"{what}: {reason} ({code})", tip=tip) from None
+        detail = redact(str(err.get("Message") or ""), scrub)[:_MESSAGE_LIMIT]
+        raise AwsError(f"{what}: {code}{': ' + detail if detail else ''}") from None
+    except bx.NoRegionError:
+        raise ConfigError(f"{what}: no AWS region configured", tip=_TIP_REGION) from None
+    except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound) as exc:
+        raise ConfigError(f"{what}: {exc}", tip=_TIP_CREDENTIALS) from None
+    except (bx.EndpointConnectionError, bx.ConnectionError, bx.HTTPClientError) as exc:
+        raise NetworkError(f"{what}: {type(exc).__name__}", tip=_TIP_NETWORK) from None
+    except bx.ParamValidationError as exc:
+        # botocore quotes offending values in this message: scrub before showing it.
+        detail = redact(str(exc), scrub)[:_MESSAGE_LIMIT]
+        raise UsageError(f"{what}: {detail}") from None
+    except bx.BotoCoreError as exc:
+        raise AwsError(f"{what}: {type(exc).__name__}") from None

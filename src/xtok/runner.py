@@ -1,0 +1,165 @@
+"""Running the command: secrets in, masked output out, nothing left behind.
+
+The child gets the secrets (in its environment, or as 0600 files in a private 0700 directory on
+tmpfs where available) and never the token or any AWS credential. Its stdout and stderr are each
+relayed through their own `Masker`. SIGINT, SIGTERM and SIGHUP sent to xtok are forwarded to the
+child; secret files are removed on every exit path xtok survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from xtok.errors import Interrupted, LaunchError
+from xtok.fetch import SecretRef
+from xtok.mask import Masker, patterns_for, warn_short
+from xtok.sensitive import Secret
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_READ_SIZE = 1 << 16
+# Credentials the child must not inherit: xtok's own AWS identity and the token.
+_DROPPED_PREFIXES = ("AWS_",)
+_DROPPED_NAMES = frozenset({"XTOK_TOKEN"})
+
+
+def child_environment(
+    base: dict[str, str], secrets: dict[str, str], drop: Iterable[str] = ()
+) -> dict[str, str]:
+    dropped = _DROPPED_NAMES | set(drop)
+    env = {
+        k: v for k, v in base.items() if not k.startswith(_DROPPED_PREFIXES) and k not in dropped
+    }
+    env.update(secrets)
+    return env
+
+
+def private_dir() -> str:
+    """A new 0700 directory, on tmpfs (/dev/shm, $XDG_RUNTIME_DIR) when one is writable."""
+    for candidate in ("/dev/shm", os.environ.get("XDG_RUNTIME_DIR")):  # noqa: S108
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return tempfile.mkdtemp(prefix="xtok-", dir=candidate)
+    return tempfile.mkdtemp(prefix="xtok-")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+class _Forwarder:
+    """Forwards signals to the child; remembers one that came before the child existed."""
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[bytes] | None = None
+        self.pending: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.child is not None and self.child.returncode is None:
+            self.child.send_signal(signum)
+        else:
+            self.pending = signum
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = {s: signal.signal(s, self) for s in FORWARDED_SIGNALS}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def run(
+    command: Sequence[str],
+    secrets: Sequence[tuple[SecretRef, Secret]],
+    *,
+    drop_env: Iterable[str] = (),
+    stdin_devnull: bool = False,
+) -> int:
+    """Run `command` with `secrets`; return its exit status (128+N if killed by signal N)."""
+    patterns: list[bytes] = []
+    for ref, value in secrets:
+        warn_short(ref.env, value.reveal())
+        patterns += patterns_for(value.reveal())
+    forwarder = _Forwarder()
+    with forwarder.installed():
+        tmp: str | None = None
+        try:
+            values: dict[str, str] = {}
+            files = [(ref, value) for ref, value in secrets if ref.as_file]
+            if files:
+                tmp = private_dir()
+                for ref, value in files:
+                    path = Path(tmp) / ref.env
+                    _write_private(path, value.reveal())
+                    values[ref.env] = str(path)
+            values.update(
+                (ref.env, value.reveal_text()) for ref, value in secrets if not ref.as_file
+            )
+            if forwarder.pending is not None:
+                raise Interrupted(f"received signal {forwarder.pending} before the command started")
+            env = child_environment(dict(os.environ), values, drop_env)
+            try:
+                child = subprocess.Popen(
+                    list(command),
+                    env=env,
+                    stdin=subprocess.DEVNULL if stdin_devnull else None,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            except FileNotFoundError:
+                raise LaunchError(
+                    f"command not found: {command[0]}", tip="check the command after --, and PATH"
+                ) from None
+            except PermissionError:
+                raise LaunchError(f"command not executable: {command[0]}") from None
+            forwarder.child = child
+            if forwarder.pending is not None:
+                child.send_signal(forwarder.pending)
+            _relay(child, patterns)
+            status = child.wait()
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return 128 - status if status < 0 else status
+
+
+def _relay(child: subprocess.Popen[bytes], patterns: list[bytes]) -> None:
+    """Copy the child's stdout/stderr to ours through a masker each, until both close."""
+    if child.stdout is None or child.stderr is None:
+        raise RuntimeError("the child was started without pipes")
+    sel = selectors.DefaultSelector()
+    for pipe, out_fd in ((child.stdout, 1), (child.stderr, 2)):
+        sel.register(pipe.fileno(), selectors.EVENT_READ, (Masker(patterns), out_fd))
+    broken: set[int] = set()
+
+    def write(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view and fd not in broken:
+            try:
+                view = view[os.write(fd, view) :]
+            except BrokenPipeError:
+                broken.add(fd)  # keep draining the child so it never blocks on a full pipe
+
+    while sel.get_map():
+        for key, _ in sel.select():
+            masker, out_fd = key.data
+            data = os.read(key.fd, _READ_SIZE)
+            if data:
+                write(out_fd, masker.feed(data))
+            else:
+                write(out_fd, masker.flush())
+                sel.unregister(key.fd)
+    sel.close()
+    child.stdout.close()
+    child.stderr.close()
