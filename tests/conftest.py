@@ -1,0 +1,104 @@
+"""Shared fixtures: moto's server on loopback, an `xtok` subprocess runner, the canary guard.
+
+The canary is the secret value the suite stores and fetches. A hook fails any test whose
+captured output (stdout, stderr, logs, failure text) contains it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CANARY = "canary-7f3a9c1e-NEVER-PRINT-ME"
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"
+APPROVER = f"arn:aws:iam::{ACCOUNT}:user/alice"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    texts = [content for _, content in report.sections]
+    texts.append(report.longreprtext or "")
+    if any(CANARY in t for t in texts) and report.when == "call":
+        report.outcome = "failed"
+        report.longrepr = "the canary secret value appeared in the test's captured output"
+    return report
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's threaded server on 127.0.0.1 (a plumbing peer: it enforces no policy or expiry)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def both(self) -> str:
+        return self.out + self.err
+
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    """An environment for one endpoint with the approver's (fake) long-term keys."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+        AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # AWS's doc example
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def run_xtok(
+    args: list[str],
+    env: Mapping[str, str],
+    *,
+    stdin: str | bytes | None = None,
+    allow_canary: bool = False,
+    timeout: float = 60,
+) -> Result:
+    """Run the installed CLI as a user would, in a subprocess."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    proc = subprocess.run(
+        [sys.executable, "-m", "xtok", *args],
+        input=data,
+        capture_output=True,
+        env=dict(env),
+        timeout=timeout,
+        check=False,
+    )
+    result = Result(proc.returncode, proc.stdout.decode(errors="replace"),
+                    proc.stderr.decode(errors="replace"))
+    if not allow_canary:
+        assert CANARY not in result.both, "xtok printed the canary secret"
+    assert "Traceback" not in result.err
+    return result
+
+
+@pytest.fixture
+def unique() -> str:
+    """A per-test name part: moto's state is shared by the whole session."""
+    return uuid.uuid4().hex[:8]
