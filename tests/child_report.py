@@ -10,12 +10,13 @@ import json
 import os
 import stat
 import sys
+from pathlib import Path
 
 report, show, status = sys.argv[1], sys.argv[2], int(sys.argv[3])
 info = {
     "keys": sorted(os.environ),
     "digests": sorted(hashlib.sha256(v.encode()).hexdigest() for v in os.environ.values()),
-    "cmdline": open(f"/proc/{os.getpid()}/cmdline", "rb").read().decode(errors="replace"),
+    "cmdline": Path(f"/proc/{os.getpid()}/cmdline").read_bytes().decode(errors="replace"),
     "files": {},
 }
 for key in sys.argv[4:]:
@@ -24,7 +25,7 @@ for key in sys.argv[4:]:
         "path": path,
         "mode": stat.S_IMODE(os.stat(path).st_mode),
         "dir_mode": stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode),
-        "digest": hashlib.sha256(open(path, "rb").read()).hexdigest(),
+        "digest": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
     }
 with open(report, "w") as f:
     json.dump(info, f)

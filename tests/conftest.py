@@ -90,8 +90,9 @@ def run_xtok(
         timeout=timeout,
         check=False,
     )
-    result = Result(proc.returncode, proc.stdout.decode(errors="replace"),
-                    proc.stderr.decode(errors="replace"))
+    result = Result(
+        proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    )
     if not allow_canary:
         assert CANARY not in result.both, "xtok printed the canary secret"
     assert "Traceback" not in result.err

@@ -54,15 +54,22 @@ def prod(xtok: Callable[..., Result], unique: str) -> dict[str, str]:
     name = prefix + "canary"
     put = xtok("secret", "put", name, "--description", "e2e canary", stdin=CANARY + "\n")
     assert put.code == 0, put.err
-    setup = xtok("setup", "aws", "--role-name", f"xtok-{unique}", "--trust", APPROVER,
-                 "--prefix", prefix)
+    setup = xtok(
+        "setup", "aws", "--role-name", f"xtok-{unique}", "--trust", APPROVER, "--prefix", prefix
+    )
     assert setup.code == 0, setup.err
     return {"prefix": prefix, "name": name, "role": f"arn:aws:iam::{ACCOUNT}:role/xtok-{unique}"}
 
 
 def mint(xtok: Callable[..., Result], prod: dict[str, str], *scope: str) -> str:
-    res = xtok("token", "--role", prod["role"], *(scope or ("--secret", prod["name"])),
-               "--for", "build #7 of deploy")
+    res = xtok(
+        "token",
+        "--role",
+        prod["role"],
+        *(scope or ("--secret", prod["name"])),
+        "--for",
+        "build #7 of deploy",
+    )
     assert res.code == 0, res.err
     assert "explodes at" in res.err and ("in 15m00s" in res.err or "in 14m5" in res.err)
     (line,) = res.out.splitlines()
@@ -78,8 +85,19 @@ def test_put_setup_token_run_masks_and_keeps_exit_code(
 ) -> None:
     token = mint(xtok, prod)
     out = tmp_path / "report.json"
-    res = xtok("run", "--token-stdin", "--secret", f"DB_PASS={prod['name']}", "--",
-               sys.executable, CHILD, str(out), "DB_PASS", "7", stdin=token)
+    res = xtok(
+        "run",
+        "--token-stdin",
+        "--secret",
+        f"DB_PASS={prod['name']}",
+        "--",
+        sys.executable,
+        CHILD,
+        str(out),
+        "DB_PASS",
+        "7",
+        stdin=token,
+    )
     assert res.code == 7, res.err
     assert "the secret is ***!" in res.out
     assert "split: ***" in res.out
@@ -89,8 +107,12 @@ def test_put_setup_token_run_masks_and_keeps_exit_code(
     assert sha(CANARY) in seen["digests"]  # the child did get the secret
     assert not [k for k in seen["keys"] if k.startswith("AWS_")]
     creds = tokens.parse(token)
-    for part in (token, creds.access_key_id, creds.secret_access_key.reveal_text(),
-                 creds.session_token.reveal_text()):
+    for part in (
+        token,
+        creds.access_key_id,
+        creds.secret_access_key.reveal_text(),
+        creds.session_token.reveal_text(),
+    ):
         assert sha(part) not in seen["digests"]
     assert CANARY not in seen["cmdline"] and token not in seen["cmdline"]
 
@@ -100,8 +122,21 @@ def test_token_from_env_is_not_passed_on(
 ) -> None:
     token = mint(xtok, prod)
     out = tmp_path / "report.json"
-    res = xtok("run", "--token-env", "PIPELINE_TOKEN", "--secret", f"S={prod['name']}", "--",
-               sys.executable, CHILD, str(out), "", "0", PIPELINE_TOKEN=token, XTOK_TOKEN=token)
+    res = xtok(
+        "run",
+        "--token-env",
+        "PIPELINE_TOKEN",
+        "--secret",
+        f"S={prod['name']}",
+        "--",
+        sys.executable,
+        CHILD,
+        str(out),
+        "",
+        "0",
+        PIPELINE_TOKEN=token,
+        XTOK_TOKEN=token,
+    )
     assert res.code == 0, res.err
     keys = report(out)["keys"]
     assert "PIPELINE_TOKEN" not in keys and "XTOK_TOKEN" not in keys and "S" in keys
@@ -121,8 +156,19 @@ def test_secret_file_is_private_and_removed(
 ) -> None:
     token = mint(xtok, prod)
     out = tmp_path / "report.json"
-    res = xtok("run", "--secret-file", f"KEYFILE={prod['name']}", "--",
-               sys.executable, CHILD, str(out), "", "3", "KEYFILE", XTOK_TOKEN=token)
+    res = xtok(
+        "run",
+        "--secret-file",
+        f"KEYFILE={prod['name']}",
+        "--",
+        sys.executable,
+        CHILD,
+        str(out),
+        "",
+        "3",
+        "KEYFILE",
+        XTOK_TOKEN=token,
+    )
     assert res.code == 3, res.err
     info = report(out)["files"]["KEYFILE"]
     assert info["mode"] == 0o600 and info["dir_mode"] == 0o700
@@ -137,12 +183,23 @@ def test_sigterm_to_xtok_is_forwarded_and_files_removed(
 ) -> None:
     token = mint(xtok, prod)
     ready = tmp_path / "ready"
-    script = (f"import os,time; open({str(ready)!r},'w').write(os.environ['F']); "
-              "time.sleep(60)")
+    script = f"import os,time; open({str(ready)!r},'w').write(os.environ['F']); time.sleep(60)"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xtok", "run", "--secret-file", f"F={prod['name']}", "--",
-         sys.executable, "-c", script],
-        env={**env, "XTOK_TOKEN": token}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "xtok",
+            "run",
+            "--secret-file",
+            f"F={prod['name']}",
+            "--",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        env={**env, "XTOK_TOKEN": token},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     for _ in range(300):
         if ready.exists() and ready.read_text():
@@ -160,8 +217,16 @@ def test_child_killed_by_signal_gives_128_plus_n(
     xtok: Callable[..., Result], prod: dict[str, str]
 ) -> None:
     token = mint(xtok, prod)
-    res = xtok("run", "--secret", f"S={prod['name']}", "--", sys.executable, "-c",
-               "import os, signal; os.kill(os.getpid(), signal.SIGKILL)", XTOK_TOKEN=token)
+    res = xtok(
+        "run",
+        "--secret",
+        f"S={prod['name']}",
+        "--",
+        sys.executable,
+        "-c",
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+        XTOK_TOKEN=token,
+    )
     assert res.code == 128 + 9
 
 
@@ -174,22 +239,31 @@ def test_fail_closed_before_the_command_runs(
     missing = xtok("run", "--secret", f"S={prod['prefix']}missing", *cmd, XTOK_TOKEN=scoped)
     assert missing.code == 205, missing.err
     assert f"cannot read secret '{prod['prefix']}missing' (for S): not found" in missing.err
-    out_of_scope = xtok("run", "--secret", "S=other/secret", *cmd,
-                        XTOK_TOKEN=mint(xtok, prod))
+    out_of_scope = xtok("run", "--secret", "S=other/secret", *cmd, XTOK_TOKEN=mint(xtok, prod))
     assert out_of_scope.code == 204 and "does not include secret 'other/secret'" in out_of_scope.err
     malformed = xtok("run", "--secret", f"S={prod['name']}", *cmd, XTOK_TOKEN="xtok1.AAAA.BBBB")
     assert malformed.code == 201 and "checksum" in malformed.err
-    fake = tokens.Credentials("ASIAIOSFODNN7EXAMPLE", Secret("k" * 40), Secret("t" * 100),
-                              expiration=datetime.now(UTC) - timedelta(minutes=1))
+    fake = tokens.Credentials(
+        "ASIAIOSFODNN7EXAMPLE",
+        Secret("k" * 40),
+        Secret("t" * 100),
+        expiration=datetime.now(UTC) - timedelta(minutes=1),
+    )
     expired = xtok("run", "--secret", f"S={prod['name']}", *cmd, XTOK_TOKEN=tokens.encode(fake))
     assert expired.code == 202 and "token expired at" in expired.err
-    soon = tokens.encode(tokens.Credentials(
-        "ASIAIOSFODNN7EXAMPLE", Secret("k" * 40), Secret("t" * 100),
-        expiration=datetime.now(UTC) + timedelta(seconds=90)))
+    soon = tokens.encode(
+        tokens.Credentials(
+            "ASIAIOSFODNN7EXAMPLE",
+            Secret("k" * 40),
+            Secret("t" * 100),
+            expiration=datetime.now(UTC) + timedelta(seconds=90),
+        )
+    )
     ttl = xtok("run", "--min-ttl", "5m", "--secret", f"S={prod['name']}", *cmd, XTOK_TOKEN=soon)
     assert ttl.code == 202 and "--min-ttl" in ttl.err
-    binary_in_env = xtok("run", "--secret", f"S={prod['name']}#key", *cmd,
-                         XTOK_TOKEN=mint(xtok, prod))
+    binary_in_env = xtok(
+        "run", "--secret", f"S={prod['name']}#key", *cmd, XTOK_TOKEN=mint(xtok, prod)
+    )
     assert binary_in_env.code == 200 and "not a JSON object" in binary_in_env.err
     assert not marker.exists()
     for res in (missing, out_of_scope, malformed, expired, ttl, binary_in_env):
@@ -202,8 +276,20 @@ def test_json_key_selection(xtok: Callable[..., Result], unique: str, tmp_path: 
     assert xtok("secret", "put", name, stdin=doc).code == 0
     token = tokens.encode(tokens.parse(xtok("token", "--format", "json").out))
     out = tmp_path / "r.json"
-    res = xtok("run", "--secret", f"P={name}#password", "--secret", f"PORT={name}#port", "--",
-               sys.executable, CHILD, str(out), "P", "0", XTOK_TOKEN=token)
+    res = xtok(
+        "run",
+        "--secret",
+        f"P={name}#password",
+        "--secret",
+        f"PORT={name}#port",
+        "--",
+        sys.executable,
+        CHILD,
+        str(out),
+        "P",
+        "0",
+        XTOK_TOKEN=token,
+    )
     assert res.code == 0, res.err
     assert sha(CANARY) in report(out)["digests"] and sha("5432") in report(out)["digests"]
     absent = xtok("run", "--secret", f"P={name}#nope", "--", "true", XTOK_TOKEN=token)
@@ -216,16 +302,30 @@ def test_aws_cli_output_and_legacy_form_are_accepted(
     """The write-up's own token step, through the real `aws` CLI."""
     aws = subprocess.run(
         [sys.executable, "-m", "awscli", "sts", "get-session-token", "--duration-seconds", "900"],
-        env=env, capture_output=True, text=True, check=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     raw_json = aws.stdout
-    res = xtok("run", "--token-stdin", "--secret", f"S={prod['name']}", "--", "sh", "-c",
-               'echo "got $S"', stdin=raw_json)
+    res = xtok(
+        "run",
+        "--token-stdin",
+        "--secret",
+        f"S={prod['name']}",
+        "--",
+        "sh",
+        "-c",
+        'echo "got $S"',
+        stdin=raw_json,
+    )
     assert res.code == 0 and "got ***" in res.out, res.err
     c = json.loads(raw_json)["Credentials"]
     legacy = f"{c['SessionToken']}:{c['AccessKeyId']}:{c['SecretAccessKey']}"
-    res = xtok("run", "--secret", f"S={prod['name']}", "--", "sh", "-c", 'echo "got $S"',
-               XTOK_TOKEN=legacy)
+    res = xtok(
+        "run", "--secret", f"S={prod['name']}", "--", "sh", "-c", 'echo "got $S"', XTOK_TOKEN=legacy
+    )
     assert res.code == 0 and "got ***" in res.out
     assert "carries no expiry" in res.err
 
@@ -268,13 +368,22 @@ def test_secret_put_versions_binary_and_listing(
     assert json.loads(again.out)["Created"] is False
     meta = json.loads(xtok("secret", "describe", name, "--json").out)
     assert sorted(s for v in meta["VersionIdsToStages"].values() for s in v) == [
-        "AWSCURRENT", "AWSPREVIOUS"]
+        "AWSCURRENT",
+        "AWSPREVIOUS",
+    ]
     blob = bytes(range(256)) + CANARY.encode()
     (tmp_path / "key.bin").write_bytes(blob)
-    assert xtok("secret", "put", f"store-{unique}/bin", "--from-file",
-                str(tmp_path / "key.bin")).code == 0
-    sm = boto3.client("secretsmanager", endpoint_url=env["AWS_ENDPOINT_URL"],
-                      region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    assert (
+        xtok("secret", "put", f"store-{unique}/bin", "--from-file", str(tmp_path / "key.bin")).code
+        == 0
+    )
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
     stored = sm.get_secret_value(SecretId=f"store-{unique}/bin")
     assert "SecretString" not in stored and stored["SecretBinary"] == blob
     listed = xtok("secret", "ls", "--prefix", f"store-{unique}/")
@@ -299,21 +408,35 @@ def test_token_on_the_command_line_is_refused_without_echo(
 
 def test_command_not_found(xtok: Callable[..., Result], prod: dict[str, str]) -> None:
     token = mint(xtok, prod)
-    res = xtok("run", "--secret", f"S={prod['name']}", "--", "no-such-command-xtok",
-               XTOK_TOKEN=token)
+    res = xtok(
+        "run", "--secret", f"S={prod['name']}", "--", "no-such-command-xtok", XTOK_TOKEN=token
+    )
     assert res.code == 209 and "command not found: no-such-command-xtok" in res.err
 
 
 def test_setup_is_idempotent_and_dry_run_changes_nothing(
     xtok: Callable[..., Result], unique: str, env: dict[str, str]
 ) -> None:
-    args = ["setup", "aws", "--role-name", f"idem-{unique}", "--trust", APPROVER,
-            "--prefix", "prod/"]
+    args = [
+        "setup",
+        "aws",
+        "--role-name",
+        f"idem-{unique}",
+        "--trust",
+        APPROVER,
+        "--prefix",
+        "prod/",
+    ]
     dry = xtok(*args, "--dry-run")
     assert dry.code == 0 and dry.out.startswith("aws iam create-role --role-name")
     assert "aws iam put-role-policy" in dry.out
-    iam = boto3.client("iam", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                       aws_access_key_id="x", aws_secret_access_key="x")
+    iam = boto3.client(
+        "iam",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=f"idem-{unique}")
     first = json.loads(xtok(*args, "--json").out)
@@ -333,8 +456,13 @@ def test_revoke_attaches_aws_revoke_older_sessions(
     dry = xtok("revoke", "--role", role, "--before", "2026-11-25T14:00:00Z", "--dry-run")
     assert dry.code == 0 and "put-role-policy" in dry.out and "2026-11-25T14:00:00Z" in dry.out
     assert xtok("revoke", "--role", role).code == 0
-    iam = boto3.client("iam", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                       aws_access_key_id="x", aws_secret_access_key="x")
+    iam = boto3.client(
+        "iam",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
     doc = iam.get_role_policy(RoleName=role, PolicyName="AWSRevokeOlderSessions")
     st = doc["PolicyDocument"]["Statement"][0]
     stamp = st["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
@@ -349,7 +477,7 @@ def test_copy_uses_the_clipboard_tool_via_stdin(
 ) -> None:
     """No clipboard exists here: a fake `xclip` on PATH stands in for the platform's tool."""
     clip = tmp_path / "xclip"
-    clip.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/argv\ncat > {tmp_path}/clip\n")
+    clip.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\ncat > {tmp_path}/clip\n')
     clip.chmod(stat.S_IRWXU)
     res = xtok("token", "--copy", PATH=f"{tmp_path}:{env['PATH']}")
     assert res.code == 0 and res.out == "" and "copied to the clipboard (xclip)" in res.err
@@ -357,15 +485,20 @@ def test_copy_uses_the_clipboard_tool_via_stdin(
     assert (tmp_path / "argv").read_text().split() == ["-selection", "clipboard"]
 
 
-def test_inspect_never_shows_secret_parts(xtok: Callable[..., Result], prod: dict[str, str]) -> None:
+def test_inspect_never_shows_secret_parts(
+    xtok: Callable[..., Result], prod: dict[str, str]
+) -> None:
     token = mint(xtok, prod)
     creds = tokens.parse(token)
     res = xtok("inspect", "-", stdin=token)
     assert res.code == 0
     assert f"key id:  …{creds.access_key_id[-4:]}" in res.out
     assert "session: build-7-of-deploy" in res.out and prod["name"] in res.out
-    for part in (creds.access_key_id, creds.secret_access_key.reveal_text(),
-                 creds.session_token.reveal_text()):
+    for part in (
+        creds.access_key_id,
+        creds.secret_access_key.reveal_text(),
+        creds.session_token.reveal_text(),
+    ):
         assert part not in res.both
     data = json.loads(xtok("inspect", "--json", stdin=token).out)
     assert data["kind"] == "assume-role" and 0 < data["seconds_left"] <= 900

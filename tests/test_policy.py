@@ -24,8 +24,9 @@ def lint(doc: policy.Document) -> list[str]:
 def test_the_linter_does_find_problems() -> None:
     broken = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValu",
-                       "Resource": "*"}],
+        "Statement": [
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValu", "Resource": "*"}
+        ],
     }
     assert lint(broken)
 
@@ -72,9 +73,7 @@ def test_single_secret_arn_matches_that_secret_only() -> None:
 
 
 def test_prefix_arn() -> None:
-    assert policy.Target(prefix="prod/").resources() == [
-        "arn:aws:secretsmanager:*:*:secret:prod/*"
-    ]
+    assert policy.Target(prefix="prod/").resources() == ["arn:aws:secretsmanager:*:*:secret:prod/*"]
 
 
 def test_reader_policy_requires_mfa_with_bool_not_ifexists() -> None:
@@ -92,10 +91,26 @@ def test_revoke_policy_is_aws_revoke_older_sessions() -> None:
 
 def test_session_policy_budget() -> None:
     names = tuple(f"prod/service-{i:03d}/database-password" for i in range(60))
-    fits = next(n for n in range(1, 60) if len(policy.compact(
-        {"Version": "2012-10-17", "Statement": [{"Sid": "XtokSession", "Effect": "Allow",
-         "Action": policy.READ_ACTION,
-         "Resource": policy.Target(names[: n + 1]).resources()}]})) > policy.SESSION_POLICY_LIMIT)
+    fits = next(
+        n
+        for n in range(1, 60)
+        if len(
+            policy.compact(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "XtokSession",
+                            "Effect": "Allow",
+                            "Action": policy.READ_ACTION,
+                            "Resource": policy.Target(names[: n + 1]).resources(),
+                        }
+                    ],
+                }
+            )
+        )
+        > policy.SESSION_POLICY_LIMIT
+    )
     doc = policy.session_policy(policy.Target(names[:fits]))
     assert len(policy.compact(doc)) <= policy.SESSION_POLICY_LIMIT
     with pytest.raises(UsageError, match="AWS allows 2,048"):

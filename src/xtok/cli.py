@@ -67,12 +67,14 @@ def aws_options(*, profile: bool = True) -> Callable[[F], F]:
         options = [
             click.option(
                 "--endpoint-url",
+                metavar="URL",
                 envvar="XTOK_ENDPOINT_URL",
                 show_envvar=True,
                 help="AWS-compatible endpoint (default: AWS, or AWS_ENDPOINT_URL).",
             ),
             click.option(
                 "--region",
+                metavar="REGION",
                 envvar=["XTOK_REGION", "AWS_REGION"],
                 show_envvar=True,
                 help="AWS region (default: the AWS configuration chain).",
@@ -82,6 +84,7 @@ def aws_options(*, profile: bool = True) -> Callable[[F], F]:
             options.append(
                 click.option(
                     "--profile",
+                    metavar="NAME",
                     envvar="XTOK_PROFILE",
                     show_envvar=True,
                     help="AWS profile (default: AWS_PROFILE or default).",
@@ -370,15 +373,23 @@ def setup() -> None:
 
 
 @setup.command("aws")
-@click.option("--role-name", required=True, help="Name of the role approvers assume.")
+@click.option(
+    "--role-name", required=True, metavar="NAME", help="Name of the role approvers assume."
+)
 @trust_option
 @prefix_option
 @secrets_option
 @mfa_max_age_option
 @click.option(
-    "--max-session", default="1h", show_default=True, help="The role's MaxSessionDuration (1h-12h)."
+    "--max-session",
+    metavar="DURATION",
+    default="1h",
+    show_default=True,
+    help="The role's MaxSessionDuration (1h-12h).",
 )
-@click.option("--account", default=None, help="Account id for ARNs (default: the caller's).")
+@click.option(
+    "--account", default=None, metavar="ID", help="Account id for ARNs (default: the caller's)."
+)
 @unsafe_no_mfa
 @click.option("--dry-run", is_flag=True, help="Print the IAM calls instead of making them.")
 @json_option
@@ -444,6 +455,7 @@ def setup_aws(
 @prefix_option
 @click.option(
     "--duration",
+    metavar="DURATION",
     default="15m",
     show_default=True,
     envvar="XTOK_DURATION",
@@ -635,6 +647,7 @@ def _exit_code_table() -> str:
 )
 @click.option(
     "--min-ttl",
+    metavar="DURATION",
     default="60s",
     show_default=True,
     envvar="XTOK_MIN_TTL",

@@ -1,0 +1,130 @@
+"""AWS error answers become one-line messages with distinct exit codes.
+
+moto never refuses a token, so a small loopback HTTP server stands in for AWS here: it answers
+every request with one AWS-shaped error (STS and IAM speak XML, Secrets Manager JSON with
+`__type`), and the real botocore inside the `xtok` subprocess parses it as it would AWS's.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import ACCOUNT, CANARY, aws_env, run_xtok
+
+from xtok import token as tokens
+from xtok.sensitive import Secret
+
+
+class AwsErrorServer(ThreadingHTTPServer):
+    status = 400
+    code = ""
+
+    def answer(self, target: str) -> tuple[bytes, str]:
+        if target == "secretsmanager":
+            body = {"__type": self.code, "message": f"stand-in {self.code}"} if self.code else {}
+            return json.dumps(body).encode(), "application/x-amz-json-1.1"
+        if not self.code:
+            return b"", "text/plain"
+        xml = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{self.code}</Code>"
+            f"<Message>stand-in {self.code}</Message></Error>"
+            "<RequestId>1</RequestId></ErrorResponse>"
+        )
+        return xml.encode(), "text/xml"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: AwsErrorServer
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        target = (
+            "secretsmanager"
+            if "secretsmanager" in (self.headers.get("X-Amz-Target") or "")
+            else "query"
+        )
+        body, ctype = self.server.answer(target)
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def stand_in() -> Iterator[AwsErrorServer]:
+    server = AwsErrorServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def fresh_token() -> str:
+    creds = tokens.Credentials(
+        "ASIAIOSFODNN7EXAMPLE",
+        Secret("k" * 40),
+        Secret("t" * 200),
+        expiration=datetime.now(UTC) + timedelta(minutes=15),
+    )
+    return tokens.encode(creds)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "exit_code", "text"),
+    [
+        ("ExpiredTokenException", 400, 202, "the credentials have expired (ExpiredTokenException)"),
+        ("AccessDeniedException", 400, 204, "access denied (AccessDeniedException)"),
+        ("", 403, 204, "access denied (HTTP 403)"),
+        ("ResourceNotFoundException", 400, 205, "not found (ResourceNotFoundException)"),
+        ("UnrecognizedClientException", 400, 203, "unknown access key"),
+        ("InvalidSignatureException", 400, 203, "bad request signature"),
+        ("ThrottlingException", 400, 207, "ThrottlingException: stand-in"),
+    ],
+)
+def test_fetch_errors(
+    stand_in: AwsErrorServer, code: str, status: int, exit_code: int, text: str
+) -> None:
+    stand_in.code, stand_in.status = code, status
+    env = aws_env(f"http://127.0.0.1:{stand_in.server_address[1]}")
+    res = run_xtok(
+        ["run", "--secret", "DB=prod/db", "--", "echo", "ran"], {**env, "XTOK_TOKEN": fresh_token()}
+    )
+    assert res.code == exit_code, res.err
+    assert "cannot read secret 'prod/db' (for DB): " + text in res.err
+    assert "ran" not in res.out
+    assert len(res.err.strip().splitlines()) <= 2
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code", "text"),
+    [
+        ("ExpiredToken", 202, "have expired (ExpiredToken)"),
+        ("AccessDenied", 204, "access denied (AccessDenied)"),
+        ("InvalidClientTokenId", 203, "unknown access key"),
+        ("SignatureDoesNotMatch", 203, "bad request signature"),
+        ("RequestExpired", 203, "15-minute window"),
+        ("PackedPolicyTooLarge", 207, "session policy too large"),
+    ],
+)
+def test_sts_errors(stand_in: AwsErrorServer, code: str, exit_code: int, text: str) -> None:
+    stand_in.code, stand_in.status = code, 403 if code == "AccessDenied" else 400
+    env = aws_env(f"http://127.0.0.1:{stand_in.server_address[1]}")
+    res = run_xtok(["token", "--role", f"arn:aws:iam::{ACCOUNT}:role/x", "--secret", "a/b"], env)
+    assert res.code == exit_code, res.err
+    assert text in res.err and res.out == ""
+
+
+def test_secret_put_error_does_not_echo_the_value(stand_in: AwsErrorServer) -> None:
+    stand_in.code, stand_in.status = "ValidationException", 400
+    env = aws_env(f"http://127.0.0.1:{stand_in.server_address[1]}")
+    res = run_xtok(["secret", "put", "prod/x"], env, stdin=CANARY)
+    assert res.code == 207 and "cannot store secret 'prod/x': ValidationException" in res.err
