@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 from conftest import ACCOUNT, CANARY, aws_env, run_xtok
@@ -19,10 +21,19 @@ from conftest import ACCOUNT, CANARY, aws_env, run_xtok
 from xtok import token as tokens
 from xtok.sensitive import Secret
 
+CALLER = f"""<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+<GetCallerIdentityResult><Arn>arn:aws:iam::{ACCOUNT}:user/alice@example</Arn>
+<UserId>AIDAEXAMPLE</UserId><Account>{ACCOUNT}</Account></GetCallerIdentityResult>
+<ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>"""
+
 
 class AwsErrorServer(ThreadingHTTPServer):
+    """Answers GetCallerIdentity as alice, everything else with the configured error, and
+    keeps the form of the last query-protocol request."""
+
     status = 400
     code = ""
+    last_form: dict[str, list[str]] = {}  # noqa: RUF012 - replaced, never mutated
 
     def answer(self, target: str) -> tuple[bytes, str]:
         if target == "secretsmanager":
@@ -42,14 +53,23 @@ class Handler(BaseHTTPRequestHandler):
     server: AwsErrorServer
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         target = (
             "secretsmanager"
             if "secretsmanager" in (self.headers.get("X-Amz-Target") or "")
             else "query"
         )
-        body, ctype = self.server.answer(target)
-        self.send_response(self.server.status)
+        status = self.server.status
+        if target == "query":
+            form = parse_qs(body.decode())
+            if form.get("Action") == ["GetCallerIdentity"]:
+                status, answer = 200, (CALLER.encode(), "text/xml")
+            else:
+                self.server.last_form = form
+        if status != 200:
+            answer = self.server.answer(target)
+        body, ctype = answer
+        self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -128,3 +148,40 @@ def test_secret_put_error_does_not_echo_the_value(stand_in: AwsErrorServer) -> N
     env = aws_env(f"http://127.0.0.1:{stand_in.server_address[1]}")
     res = run_xtok(["secret", "put", "prod/x"], env, stdin=CANARY)
     assert res.code == 207 and "cannot store secret 'prod/x': ValidationException" in res.err
+
+
+def test_assume_role_request_carries_scope_identity_label_and_mfa(
+    stand_in: AwsErrorServer, tmp_path: Path
+) -> None:
+    """What `xtok token --role` asks of STS, read off the wire (the stand-in refuses it)."""
+    stand_in.code, stand_in.status = "AccessDenied", 403
+    config = tmp_path / "config"
+    config.write_text(f"[default]\nmfa_serial = arn:aws:iam::{ACCOUNT}:mfa/alice\n")
+    env = {
+        **aws_env(f"http://127.0.0.1:{stand_in.server_address[1]}"),
+        "AWS_CONFIG_FILE": str(config),
+    }
+    role = f"arn:aws:iam::{ACCOUNT}:role/xtok-ci"
+    args = ["token", "--role", role, "--secret", "prod/db", "--for", "deploy #42 (main)"]
+    no_code = run_xtok(args, env)
+    assert (
+        no_code.code == 200
+        and f"MFA code is needed for arn:aws:iam::{ACCOUNT}:mfa/alice" in no_code.err
+    )
+    res = run_xtok([*args, "--mfa-code", "123456", "--duration", "20m"], env)
+    assert res.code == 204
+    form = {k: v[0] for k, v in stand_in.last_form.items()}
+    assert form["Action"] == "AssumeRole" and form["RoleArn"] == role
+    assert form["RoleSessionName"] == "deploy-42-main"
+    assert form["SourceIdentity"] == "alice@example"
+    assert form["DurationSeconds"] == "1200"
+    assert (form["SerialNumber"], form["TokenCode"]) == (
+        f"arn:aws:iam::{ACCOUNT}:mfa/alice",
+        "123456",
+    )
+    assert (form["Tags.member.1.Key"], form["Tags.member.1.Value"]) == (
+        "xtok:for",
+        "deploy 42 main",
+    )
+    policy = json.loads(form["Policy"])
+    assert policy["Statement"][0]["Resource"] == "arn:aws:secretsmanager:*:*:secret:prod/db-??????"

@@ -34,6 +34,9 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+CANARY_SHA = sha(CANARY)  # assertion messages then show the digest, never the canary
+
+
 @pytest.fixture
 def env(moto_url: str) -> dict[str, str]:
     return aws_env(moto_url)
@@ -104,7 +107,7 @@ def test_put_setup_token_run_masks_and_keeps_exit_code(
     assert "stderr has *** too" in res.err
     seen = report(out)
     assert "DB_PASS" in seen["keys"]
-    assert sha(CANARY) in seen["digests"]  # the child did get the secret
+    assert CANARY_SHA in seen["digests"]  # the child did get the secret
     assert not [k for k in seen["keys"] if k.startswith("AWS_")]
     creds = tokens.parse(token)
     for part in (
@@ -172,7 +175,7 @@ def test_secret_file_is_private_and_removed(
     assert res.code == 3, res.err
     info = report(out)["files"]["KEYFILE"]
     assert info["mode"] == 0o600 and info["dir_mode"] == 0o700
-    assert info["digest"] == sha(CANARY)
+    assert info["digest"] == CANARY_SHA
     assert not Path(info["path"]).exists() and not Path(info["path"]).parent.exists()
     if os.path.isdir("/dev/shm"):
         assert info["path"].startswith("/dev/shm/")
@@ -291,7 +294,7 @@ def test_json_key_selection(xtok: Callable[..., Result], unique: str, tmp_path: 
         XTOK_TOKEN=token,
     )
     assert res.code == 0, res.err
-    assert sha(CANARY) in report(out)["digests"] and sha("5432") in report(out)["digests"]
+    assert CANARY_SHA in report(out)["digests"] and sha("5432") in report(out)["digests"]
     absent = xtok("run", "--secret", f"P={name}#nope", "--", "true", XTOK_TOKEN=token)
     assert absent.code == 200 and "has no JSON key 'nope'" in absent.err
 
@@ -503,3 +506,62 @@ def test_inspect_never_shows_secret_parts(
     data = json.loads(xtok("inspect", "--json", stdin=token).out)
     assert data["kind"] == "assume-role" and 0 < data["seconds_left"] <= 900
     assert xtok("inspect", "-", stdin="nonsense").code == 201
+
+
+def _read_until(fd: int, text: bytes, seen: bytearray) -> None:
+    import select
+
+    deadline = time.monotonic() + 30
+    while text not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"no {text!r} on the terminal; saw {bytes(seen)!r}")
+        try:
+            seen += os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            raise AssertionError(f"terminal closed before {text!r}; saw {bytes(seen)!r}") from None
+
+
+def test_secret_put_prompts_twice_on_a_terminal_without_echo(
+    env: dict[str, str], unique: str
+) -> None:
+    import pty
+
+    name = f"tty-{unique}/pw"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: xtok with the pseudo-terminal as its controlling terminal
+        os.execve(sys.executable, [sys.executable, "-m", "xtok", "secret", "put", name], env)
+    seen = bytearray()
+    _read_until(fd, b"Secret value:", seen)
+    os.write(fd, CANARY.encode() + b"\r")
+    _read_until(fd, b"Repeat for confirmation:", seen)
+    os.write(fd, CANARY.encode() + b"\r")
+    _read_until(fd, b"created " + name.encode(), seen)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert CANARY.encode() not in seen  # hidden input: nothing echoed
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    assert sha(sm.get_secret_value(SecretId=name)["SecretString"]) == CANARY_SHA
+
+
+def test_trailing_newline_is_dropped_unless_kept(
+    xtok: Callable[..., Result], unique: str, env: dict[str, str]
+) -> None:
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    assert xtok("secret", "put", f"nl-{unique}/a", stdin="line one\nline two\n").code == 0
+    assert sm.get_secret_value(SecretId=f"nl-{unique}/a")["SecretString"] == "line one\nline two"
+    assert xtok("secret", "put", f"nl-{unique}/b", "--keep-newline", stdin="v\n").code == 0
+    assert sm.get_secret_value(SecretId=f"nl-{unique}/b")["SecretString"] == "v\n"

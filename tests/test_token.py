@@ -146,3 +146,32 @@ def test_repr_hides_secret_parts() -> None:
     shown = repr(creds) + str(creds.secret_access_key) + f"{creds.session_token}"
     assert SECRET_KEY not in shown and SESSION not in shown
     assert creds.key_hint == "…MPLE"
+
+
+def test_aws_names_from_labels() -> None:
+    from xtok.mint import aws_name, caller_name
+
+    assert aws_name("build #7 of deploy") == "build-7-of-deploy"
+    assert aws_name("x") == "x-" and aws_name("###") == "xtok"
+    assert aws_name("aws:thing") == "aws-thing"
+    assert len(aws_name("j" * 200)) == 64
+    assert caller_name("arn:aws:iam::123456789012:user/team/alice") == "alice"
+    assert caller_name("arn:aws:sts::123456789012:assumed-role/admin/bob@corp") == "bob@corp"
+    assert caller_name("arn:aws:iam::123456789012:root") == "root"
+
+
+def test_durations() -> None:
+    from xtok.duration import format_duration, parse_duration
+    from xtok.errors import UsageError
+
+    assert [parse_duration(t) for t in ("900", "15m", "1h30m", "45s", " 2H ")] == [
+        900,
+        900,
+        5400,
+        45,
+        7200,
+    ]
+    assert format_duration(900) == "15m00s" and format_duration(3723) == "1h02m03s"
+    for bad in ("", "15x", "m", "1.5h", "-5m", "15m abc"):
+        with pytest.raises(UsageError):
+            parse_duration(bad)

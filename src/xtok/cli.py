@@ -747,21 +747,30 @@ def _read_token(stdin: bool, path: str | None, env: str | None) -> tuple[str, st
 @click.option("--user", "user_name", metavar="NAME", help="Revoke temporary sessions of this user.")
 @click.option("--before", metavar="TIME", help="ISO 8601 time (default: now).")
 @click.option("--dry-run", is_flag=True, help="Print the IAM call instead of making it.")
+@json_option
 @aws_options()
 def revoke_cmd(
-    role_name: str | None, user_name: str | None, before: str | None, dry_run: bool, aws: Any
+    role_name: str | None,
+    user_name: str | None,
+    before: str | None,
+    dry_run: bool,
+    as_json: bool,
+    aws: Any,
 ) -> None:
     """Deny every session issued before TIME (AWSRevokeOlderSessions on aws:TokenIssueTime)."""
     from xtok.revoke import plan, revoke
 
     when = _parse_time(before) if before else _now()
     call = plan(role=role_name, user=user_name, before=when)
-    if dry_run:
+    if not dry_run:
+        revoke(aws, call)
+    if as_json:
+        _print_json({"Applied": not dry_run, "Before": when.isoformat(), "Call": call.cli()})
+    elif dry_run:
         click.echo(call.cli())
-        return
-    revoke(aws, call)
-    who = f"role {role_name}" if role_name else f"user {user_name}"
-    _info(f"revoked: sessions of {who} issued before {_stamp(when)} are now denied")
+    else:
+        who = f"role {role_name}" if role_name else f"user {user_name}"
+        _info(f"revoked: sessions of {who} issued before {_stamp(when)} are now denied")
 
 
 def _parse_time(text: str) -> datetime:

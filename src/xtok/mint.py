@@ -64,9 +64,8 @@ class MintRequest:
 
 def aws_name(text: str, *, fallback: str = "xtok") -> str:
     """`text` made valid as a RoleSessionName or SourceIdentity: 2-64 of [\\w+=,.@-]."""
+    # ':' is not in the set, so a SourceIdentity can never start with the reserved "aws:".
     name = _NAME_CHARS.sub("-", text).strip("-")[:64] or fallback
-    if name.lower().startswith("aws:"):
-        name = "x-" + name
     return name if len(name) >= 2 else (name + "--")[:2]
 
 
@@ -137,7 +136,7 @@ def _credentials(
 
 
 def _tag_value(label: str) -> str:
-    return _TAG_CHARS.sub("-", label)[:256]
+    return _TAG_CHARS.sub("", label).strip()[:256] or "xtok"
 
 
 def _profile_mfa_serial(sess: Any) -> str | None:
