@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -62,6 +63,22 @@ def prod(xtok: Callable[..., Result], unique: str) -> dict[str, str]:
     )
     assert setup.code == 0, setup.err
     return {"prefix": prefix, "name": name, "role": f"arn:aws:iam::{ACCOUNT}:role/xtok-{unique}"}
+
+
+@pytest.fixture
+def peer(env: dict[str, str]) -> Callable[[str], Any]:
+    """boto3 clients on the same moto server, to check what xtok stored."""
+
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+
+    return client
 
 
 def mint(xtok: Callable[..., Result], prod: dict[str, str], *scope: str) -> str:
@@ -363,7 +380,11 @@ def test_network_failure_is_reported(env: dict[str, str]) -> None:
 
 
 def test_secret_put_versions_binary_and_listing(
-    xtok: Callable[..., Result], unique: str, tmp_path: Path, env: dict[str, str]
+    peer: Callable[[str], Any],
+    xtok: Callable[..., Result],
+    unique: str,
+    tmp_path: Path,
+    env: dict[str, str],
 ) -> None:
     name = f"store-{unique}/api"
     assert xtok("secret", "put", name, stdin=CANARY).code == 0
@@ -380,13 +401,7 @@ def test_secret_put_versions_binary_and_listing(
         xtok("secret", "put", f"store-{unique}/bin", "--from-file", str(tmp_path / "key.bin")).code
         == 0
     )
-    sm = boto3.client(
-        "secretsmanager",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    sm = peer("secretsmanager")
     stored = sm.get_secret_value(SecretId=f"store-{unique}/bin")
     assert "SecretString" not in stored and stored["SecretBinary"] == blob
     listed = xtok("secret", "ls", "--prefix", f"store-{unique}/")
@@ -418,7 +433,7 @@ def test_command_not_found(xtok: Callable[..., Result], prod: dict[str, str]) ->
 
 
 def test_setup_is_idempotent_and_dry_run_changes_nothing(
-    xtok: Callable[..., Result], unique: str, env: dict[str, str]
+    peer: Callable[[str], Any], xtok: Callable[..., Result], unique: str, env: dict[str, str]
 ) -> None:
     args = [
         "setup",
@@ -433,13 +448,7 @@ def test_setup_is_idempotent_and_dry_run_changes_nothing(
     dry = xtok(*args, "--dry-run")
     assert dry.code == 0 and dry.out.startswith("aws iam create-role --role-name")
     assert "aws iam put-role-policy" in dry.out
-    iam = boto3.client(
-        "iam",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    iam = peer("iam")
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=f"idem-{unique}")
     first = json.loads(xtok(*args, "--json").out)
@@ -453,19 +462,16 @@ def test_setup_is_idempotent_and_dry_run_changes_nothing(
 
 
 def test_revoke_attaches_aws_revoke_older_sessions(
-    xtok: Callable[..., Result], prod: dict[str, str], env: dict[str, str]
+    peer: Callable[[str], Any],
+    xtok: Callable[..., Result],
+    prod: dict[str, str],
+    env: dict[str, str],
 ) -> None:
     role = prod["role"].rsplit("/", 1)[1]
     dry = xtok("revoke", "--role", role, "--before", "2026-11-25T14:00:00Z", "--dry-run")
     assert dry.code == 0 and "put-role-policy" in dry.out and "2026-11-25T14:00:00Z" in dry.out
     assert xtok("revoke", "--role", role).code == 0
-    iam = boto3.client(
-        "iam",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    iam = peer("iam")
     doc = iam.get_role_policy(RoleName=role, PolicyName="AWSRevokeOlderSessions")
     st = doc["PolicyDocument"]["Statement"][0]
     stamp = st["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
@@ -523,7 +529,7 @@ def _read_until(fd: int, text: bytes, seen: bytearray) -> None:
 
 
 def test_secret_put_prompts_twice_on_a_terminal_without_echo(
-    env: dict[str, str], unique: str
+    peer: Callable[[str], Any], env: dict[str, str], unique: str
 ) -> None:
     import pty
 
@@ -541,26 +547,14 @@ def test_secret_put_prompts_twice_on_a_terminal_without_echo(
     os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
     assert CANARY.encode() not in seen  # hidden input: nothing echoed
-    sm = boto3.client(
-        "secretsmanager",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    sm = peer("secretsmanager")
     assert sha(sm.get_secret_value(SecretId=name)["SecretString"]) == CANARY_SHA
 
 
 def test_trailing_newline_is_dropped_unless_kept(
-    xtok: Callable[..., Result], unique: str, env: dict[str, str]
+    peer: Callable[[str], Any], xtok: Callable[..., Result], unique: str, env: dict[str, str]
 ) -> None:
-    sm = boto3.client(
-        "secretsmanager",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    sm = peer("secretsmanager")
     assert xtok("secret", "put", f"nl-{unique}/a", stdin="line one\nline two\n").code == 0
     assert sm.get_secret_value(SecretId=f"nl-{unique}/a")["SecretString"] == "line one\nline two"
     assert xtok("secret", "put", f"nl-{unique}/b", "--keep-newline", stdin="v\n").code == 0
