@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     CONFIG = 208
     COMMAND_FAILED_TO_START = 209
     INTERRUPTED = 210
+    AUDIT_BROKEN = 211
     INTERNAL = 215
 
 
@@ -39,6 +40,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.CONFIG: "AWS configuration missing (credentials, region, profile)",
     ExitCode.COMMAND_FAILED_TO_START: "the command to run was not found or not executable",
     ExitCode.INTERRUPTED: "interrupted before the command started",
+    ExitCode.AUDIT_BROKEN: "the audit log's hash chain is broken (xtok audit --verify)",
     ExitCode.INTERNAL: "internal error in xtok (a bug: please report it)",
 }
 

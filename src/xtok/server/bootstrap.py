@@ -1,0 +1,109 @@
+"""Creating a data directory's first administrator, and running the HTTP server."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from xtok.errors import UsageError
+from xtok.server.app import Endpoint
+from xtok.server.ops import random_id, random_text
+
+ADMIN = "admin"
+ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+@dataclass(frozen=True)
+class AdminKey:
+    user: str
+    access_key_id: str
+    secret_access_key: str
+
+
+def create_admin(endpoint: Endpoint) -> AdminKey:
+    """The `admin` user with full rights and one access key (its secret is shown once)."""
+    db, now = endpoint.db, endpoint.clock().timestamp()
+    if db.one("SELECT 1 FROM users WHERE name = ?", ADMIN):
+        raise UsageError(
+            "this data directory is already initialised",
+            tip="use its admin key, or start over with a new --data directory",
+        )
+    key_id, secret = random_id("AKIA"), random_text(40)
+    with db.write() as conn:
+        conn.execute("INSERT INTO users VALUES (?,?,?,?)", (ADMIN, random_id("AIDA"), "/", now))
+        conn.execute(
+            "INSERT INTO inline_policies VALUES ('user', ?, 'xtok-admin', ?)",
+            (ADMIN, json.dumps(ADMIN_POLICY)),
+        )
+        conn.execute(
+            "INSERT INTO access_keys VALUES (?,?,?,?,?)",
+            (
+                key_id,
+                ADMIN,
+                endpoint.sealer.seal(secret.encode(), f"access-key:{key_id}"),
+                "Active",
+                now,
+            ),
+        )
+    return AdminKey(ADMIN, key_id, secret)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--listen {text!r} is not HOST:PORT", tip="e.g. 127.0.0.1:4566")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(1024)
+    return sock
+
+
+def serve(
+    endpoint: Endpoint,
+    sock: socket.socket,
+    *,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> None:
+    import uvicorn
+
+    from xtok.server.app import asgi_app
+
+    config = uvicorn.Config(
+        asgi_app(endpoint),
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        timeout_keep_alive=30,
+        server_header=False,
+        date_header=True,
+    )
+    sys.stderr.flush()
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,94 @@
+"""SQLite storage (WAL): one connection per thread, short transactions.
+
+Secret values, secret access keys and MFA seeds are stored sealed (see crypto); session tokens
+only as SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, user_id TEXT NOT NULL, path TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS access_keys (
+    key_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, secret BLOB NOT NULL,
+    status TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS roles (
+    name TEXT PRIMARY KEY, role_id TEXT NOT NULL, path TEXT NOT NULL, trust TEXT NOT NULL,
+    max_session INTEGER NOT NULL, description TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS inline_policies (
+    kind TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL,
+    PRIMARY KEY (kind, owner, name));
+CREATE TABLE IF NOT EXISTS mfa_devices (
+    serial TEXT PRIMARY KEY, name TEXT NOT NULL, seed BLOB NOT NULL, user_name TEXT,
+    enabled REAL, last_code TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    key_id TEXT PRIMARY KEY, secret BLOB NOT NULL, token_digest BLOB NOT NULL,
+    kind TEXT NOT NULL, owner TEXT NOT NULL, session_name TEXT, source_identity TEXT,
+    tags TEXT NOT NULL, policy TEXT, issued REAL NOT NULL, expires REAL NOT NULL, mfa REAL);
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY, arn TEXT UNIQUE NOT NULL, description TEXT, created REAL NOT NULL,
+    changed REAL NOT NULL, accessed REAL, deleted REAL, purge_after REAL);
+CREATE TABLE IF NOT EXISTS secret_versions (
+    arn TEXT NOT NULL, version_id TEXT NOT NULL, value BLOB NOT NULL, binary INTEGER NOT NULL,
+    stages TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (arn, version_id));
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, time TEXT NOT NULL, principal TEXT, session_name TEXT,
+    source_identity TEXT, action TEXT NOT NULL, resource TEXT, decision TEXT NOT NULL,
+    error TEXT, prev TEXT NOT NULL, digest TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+class Database:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._conn().executescript(SCHEMA)  # runs in its own transaction
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives the process being killed (not power loss).
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken at once (BEGIN IMMEDIATE) so writers queue, not fail."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def one(self, sql: str, *args: Any) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._conn().execute(sql, args).fetchone()
+        return row
+
+    def all(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        return list(self._conn().execute(sql, args).fetchall())
+
+    def meta(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key = ?", key)
+        return None if row is None else str(row["value"])

@@ -1,0 +1,451 @@
+"""IAM: users, access keys, roles, inline policies and virtual MFA devices."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from xtok.server.evaluation import parse_document
+from xtok.server.faults import Fault
+from xtok.server.ops import Ctx, Handler, random_id, random_text, register_into
+from xtok.server.totp import base32, new_seed, verify
+
+OPERATIONS: dict[str, Handler] = {}
+op = register_into(OPERATIONS)
+
+_NAME = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+_PATH = re.compile(r"^/([\x21-\x7e]*/)?$")
+MAX_KEYS_PER_USER = 2
+
+
+def _no_such(kind: str, name: str) -> Fault:
+    return Fault("NoSuchEntity", f"The {kind} with name {name} cannot be found.", 404)
+
+
+def _exists(kind: str, name: str) -> Fault:
+    return Fault("EntityAlreadyExists", f"{kind} with name {name} already exists.", 409)
+
+
+def _name(p: dict[str, Any], key: str) -> str:
+    value = str(p.get(key, ""))
+    if not _NAME.match(value):
+        raise Fault.invalid(f"{key} must be 1-64 characters of [\\w+=,.@-]")
+    return value
+
+
+def _path(p: dict[str, Any]) -> str:
+    path = str(p.get("Path") or "/")
+    if not _PATH.match(path):
+        raise Fault.invalid("Path must begin and end with /")
+    return path
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _user_arn(ctx: Ctx, row: Any) -> str:
+    return f"arn:aws:iam::{ctx.account}:user{row['path']}{row['name']}"
+
+
+def _role_arn(ctx: Ctx, row: Any) -> str:
+    return f"arn:aws:iam::{ctx.account}:role{row['path']}{row['name']}"
+
+
+def _user(ctx: Ctx, name: str) -> Any:
+    row = ctx.db.one("SELECT * FROM users WHERE name = ?", name)
+    if row is None:
+        raise _no_such("user", name)
+    return row
+
+
+def _role(ctx: Ctx, name: str) -> Any:
+    row = ctx.db.one("SELECT * FROM roles WHERE name = ?", name)
+    if row is None:
+        raise _no_such("role", name)
+    return row
+
+
+def _target_user(ctx: Ctx, p: dict[str, Any], action: str) -> Any:
+    """UserName, or the calling user when omitted; authorized for `action`."""
+    name = p.get("UserName") or ctx.caller.user
+    if name is None:
+        raise Fault.invalid("UserName is required when the caller is not an IAM user")
+    ctx.allow(action, f"arn:aws:iam::{ctx.account}:user/{name}")
+    return _user(ctx, _name({"UserName": name}, "UserName"))
+
+
+def _user_out(ctx: Ctx, row: Any) -> dict[str, Any]:
+    return {
+        "Path": row["path"],
+        "UserName": row["name"],
+        "UserId": row["user_id"],
+        "Arn": _user_arn(ctx, row),
+        "CreateDate": _dt(row["created"]),
+    }
+
+
+def _role_out(ctx: Ctx, row: Any) -> dict[str, Any]:
+    return {
+        "Path": row["path"],
+        "RoleName": row["name"],
+        "RoleId": row["role_id"],
+        "Arn": _role_arn(ctx, row),
+        "CreateDate": _dt(row["created"]),
+        "AssumeRolePolicyDocument": quote(row["trust"]),
+        "Description": row["description"],
+        "MaxSessionDuration": row["max_session"],
+    }
+
+
+# --- users and access keys ---------------------------------------------------------------------
+
+
+@op("CreateUser")
+def create_user(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    name, path = _name(p, "UserName"), _path(p)
+    ctx.allow("iam:CreateUser", f"arn:aws:iam::{ctx.account}:user{path}{name}")
+    with ctx.db.write() as conn:
+        if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+            raise _exists("User", name)
+        conn.execute("INSERT INTO users VALUES (?,?,?,?)", (name, random_id("AIDA"), path, ctx.ts))
+    return {"User": _user_out(ctx, _user(ctx, name))}
+
+
+@op("GetUser")
+def get_user(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    return {"User": _user_out(ctx, _target_user(ctx, p, "iam:GetUser"))}
+
+
+@op("ListUsers")
+def list_users(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    ctx.allow("iam:ListUsers", f"arn:aws:iam::{ctx.account}:user/")
+    return {
+        "Users": [_user_out(ctx, r) for r in ctx.db.all("SELECT * FROM users ORDER BY name")],
+        "IsTruncated": False,
+    }
+
+
+@op("DeleteUser")
+def delete_user(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _target_user(ctx, p, "iam:DeleteUser")
+    with ctx.db.write() as conn:
+        busy = conn.execute(
+            "SELECT (SELECT count(*) FROM access_keys WHERE user_name = :n) + "
+            "(SELECT count(*) FROM inline_policies WHERE kind = 'user' AND owner = :n) + "
+            "(SELECT count(*) FROM mfa_devices WHERE user_name = :n)",
+            {"n": row["name"]},
+        ).fetchone()[0]
+        if busy:
+            raise Fault(
+                "DeleteConflict",
+                "Cannot delete entity, must remove access keys, policies and MFA devices first.",
+                409,
+            )
+        conn.execute("DELETE FROM users WHERE name = ?", (row["name"],))
+    return {}
+
+
+@op("CreateAccessKey")
+def create_access_key(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _target_user(ctx, p, "iam:CreateAccessKey")
+    key_id, secret = random_id("AKIA"), random_text(40)
+    with ctx.db.write() as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM access_keys WHERE user_name = ?", (row["name"],)
+        ).fetchone()[0]
+        if count >= MAX_KEYS_PER_USER:
+            raise Fault("LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2", 409)
+        conn.execute(
+            "INSERT INTO access_keys VALUES (?,?,?,?,?)",
+            (
+                key_id,
+                row["name"],
+                ctx.sealer.seal(secret.encode(), f"access-key:{key_id}"),
+                "Active",
+                ctx.ts,
+            ),
+        )
+    return {
+        "AccessKey": {
+            "UserName": row["name"],
+            "AccessKeyId": key_id,
+            "Status": "Active",
+            "SecretAccessKey": secret,
+            "CreateDate": _dt(ctx.ts),
+        }
+    }
+
+
+@op("ListAccessKeys")
+def list_access_keys(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _target_user(ctx, p, "iam:ListAccessKeys")
+    keys = ctx.db.all("SELECT * FROM access_keys WHERE user_name = ?", row["name"])
+    return {
+        "AccessKeyMetadata": [
+            {
+                "UserName": k["user_name"],
+                "AccessKeyId": k["key_id"],
+                "Status": k["status"],
+                "CreateDate": _dt(k["created"]),
+            }
+            for k in keys
+        ],
+        "IsTruncated": False,
+    }
+
+
+@op("DeleteAccessKey")
+def delete_access_key(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _target_user(ctx, p, "iam:DeleteAccessKey")
+    with ctx.db.write() as conn:
+        gone = conn.execute(
+            "DELETE FROM access_keys WHERE key_id = ? AND user_name = ?",
+            (p.get("AccessKeyId"), row["name"]),
+        ).rowcount
+    if not gone:
+        raise _no_such("access key", str(p.get("AccessKeyId")))
+    return {}
+
+
+# --- roles ---------------------------------------------------------------------------------------
+
+
+def _max_session(p: dict[str, Any]) -> int:
+    value = int(p.get("MaxSessionDuration", 3600))
+    if not 3600 <= value <= 43_200:
+        raise Fault.invalid("MaxSessionDuration must be between 3600 and 43200 seconds")
+    return value
+
+
+def _trust_text(text: str) -> str:
+    return json.dumps(parse_document(text, trust=True))
+
+
+@op("CreateRole")
+def create_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    name, path = _name(p, "RoleName"), _path(p)
+    ctx.allow("iam:CreateRole", f"arn:aws:iam::{ctx.account}:role{path}{name}")
+    trust = _trust_text(str(p.get("AssumeRolePolicyDocument", "")))
+    with ctx.db.write() as conn:
+        if conn.execute("SELECT 1 FROM roles WHERE name = ?", (name,)).fetchone():
+            raise _exists("Role", name)
+        conn.execute(
+            "INSERT INTO roles VALUES (?,?,?,?,?,?,?)",
+            (name, random_id("AROA"), path, trust, _max_session(p), p.get("Description"), ctx.ts),
+        )
+    return {"Role": _role_out(ctx, _role(ctx, name))}
+
+
+def _target_role(ctx: Ctx, p: dict[str, Any], action: str) -> Any:
+    name = _name(p, "RoleName")
+    ctx.allow(action, f"arn:aws:iam::{ctx.account}:role/{name}")
+    return _role(ctx, name)
+
+
+@op("GetRole")
+def get_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    return {"Role": _role_out(ctx, _target_role(ctx, p, "iam:GetRole"))}
+
+
+@op("ListRoles")
+def list_roles(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    ctx.allow("iam:ListRoles", f"arn:aws:iam::{ctx.account}:role/")
+    return {
+        "Roles": [_role_out(ctx, r) for r in ctx.db.all("SELECT * FROM roles ORDER BY name")],
+        "IsTruncated": False,
+    }
+
+
+@op("UpdateRole")
+def update_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _target_role(ctx, p, "iam:UpdateRole")
+    with ctx.db.write() as conn:
+        if "MaxSessionDuration" in p:
+            conn.execute(
+                "UPDATE roles SET max_session = ? WHERE name = ?", (_max_session(p), row["name"])
+            )
+        if "Description" in p:
+            conn.execute(
+                "UPDATE roles SET description = ? WHERE name = ?", (p["Description"], row["name"])
+            )
+    return {}
+
+
+@op("UpdateAssumeRolePolicy")
+def update_assume_role_policy(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _target_role(ctx, p, "iam:UpdateAssumeRolePolicy")
+    trust = _trust_text(str(p.get("PolicyDocument", "")))
+    with ctx.db.write() as conn:
+        conn.execute("UPDATE roles SET trust = ? WHERE name = ?", (trust, row["name"]))
+    return {}
+
+
+@op("DeleteRole")
+def delete_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _target_role(ctx, p, "iam:DeleteRole")
+    with ctx.db.write() as conn:
+        if conn.execute(
+            "SELECT 1 FROM inline_policies WHERE kind = 'role' AND owner = ?", (row["name"],)
+        ).fetchone():
+            raise Fault("DeleteConflict", "Cannot delete entity, must delete policies first.", 409)
+        conn.execute("DELETE FROM roles WHERE name = ?", (row["name"],))
+    return {}
+
+
+# --- inline policies (users and roles alike) ---------------------------------------------------
+
+
+def _owner(ctx: Ctx, p: dict[str, Any], kind: str, verb: str) -> str:
+    if kind == "role":
+        return str(_target_role(ctx, p, f"iam:{verb}RolePolicy")["name"])
+    return str(_target_user(ctx, p, f"iam:{verb}UserPolicy")["name"])
+
+
+def _put_policy(kind: str) -> Handler:
+    def put(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+        owner = _owner(ctx, p, kind, "Put")
+        name = _name(p, "PolicyName")
+        doc = json.dumps(parse_document(str(p.get("PolicyDocument", ""))))
+        with ctx.db.write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO inline_policies VALUES (?,?,?,?)", (kind, owner, name, doc)
+            )
+        return {}
+
+    return put
+
+
+def _get_policy(kind: str) -> Handler:
+    def get(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+        owner = _owner(ctx, p, kind, "Get")
+        name = _name(p, "PolicyName")
+        row = ctx.db.one(
+            "SELECT document FROM inline_policies WHERE kind = ? AND owner = ? AND name = ?",
+            kind,
+            owner,
+            name,
+        )
+        if row is None:
+            raise _no_such("policy", name)
+        key = "RoleName" if kind == "role" else "UserName"
+        return {key: owner, "PolicyName": name, "PolicyDocument": quote(row["document"])}
+
+    return get
+
+
+def _delete_policy(kind: str) -> Handler:
+    def delete(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+        owner = _owner(ctx, p, kind, "Delete")
+        name = _name(p, "PolicyName")
+        with ctx.db.write() as conn:
+            gone = conn.execute(
+                "DELETE FROM inline_policies WHERE kind = ? AND owner = ? AND name = ?",
+                (kind, owner, name),
+            ).rowcount
+        if not gone:
+            raise _no_such("policy", name)
+        return {}
+
+    return delete
+
+
+def _list_policies(kind: str) -> Handler:
+    def list_(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+        owner = _owner(ctx, p, kind, "List")
+        rows = ctx.db.all(
+            "SELECT name FROM inline_policies WHERE kind = ? AND owner = ? ORDER BY name",
+            kind,
+            owner,
+        )
+        return {"PolicyNames": [r["name"] for r in rows], "IsTruncated": False}
+
+    return list_
+
+
+for _kind, _noun in (("role", "Role"), ("user", "User")):
+    OPERATIONS[f"Put{_noun}Policy"] = _put_policy(_kind)
+    OPERATIONS[f"Get{_noun}Policy"] = _get_policy(_kind)
+    OPERATIONS[f"Delete{_noun}Policy"] = _delete_policy(_kind)
+    OPERATIONS[f"List{_noun}Policies"] = _list_policies(_kind)
+
+
+# --- virtual MFA -----------------------------------------------------------------------------
+
+
+@op("CreateVirtualMFADevice")
+def create_virtual_mfa_device(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    name, path = _name(p, "VirtualMFADeviceName"), _path(p)
+    serial = f"arn:aws:iam::{ctx.account}:mfa{path}{name}"
+    ctx.allow("iam:CreateVirtualMFADevice", serial)
+    seed = new_seed()
+    with ctx.db.write() as conn:
+        if conn.execute("SELECT 1 FROM mfa_devices WHERE serial = ?", (serial,)).fetchone():
+            raise _exists("MFADevice", name)
+        conn.execute(
+            "INSERT INTO mfa_devices VALUES (?,?,?,?,?,?,?)",
+            (serial, name, ctx.sealer.seal(seed, f"mfa:{serial}"), None, None, None, ctx.ts),
+        )
+    return {"VirtualMFADevice": {"SerialNumber": serial, "Base32StringSeed": base32(seed).encode()}}
+
+
+def _device(ctx: Ctx, serial: str) -> Any:
+    row = ctx.db.one("SELECT * FROM mfa_devices WHERE serial = ?", serial)
+    if row is None:
+        raise _no_such("MFA device", serial)
+    return row
+
+
+@op("EnableMFADevice")
+def enable_mfa_device(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    user = _target_user(ctx, p, "iam:EnableMFADevice")
+    device = _device(ctx, str(p.get("SerialNumber", "")))
+    if device["user_name"] is not None:
+        raise _exists("MFADevice", device["name"])
+    seed = ctx.sealer.open(device["seed"], f"mfa:{device['serial']}")
+    code1, code2 = str(p.get("AuthenticationCode1", "")), str(p.get("AuthenticationCode2", ""))
+    # Two consecutive codes prove the device is in sync: code1 one step before code2.
+    if not (verify(seed, code1, ctx.ts - 30) and verify(seed, code2, ctx.ts) and code1 != code2):
+        raise Fault(
+            "InvalidAuthenticationCode", "Authentication code for device is not valid.", 403
+        )
+    with ctx.db.write() as conn:
+        conn.execute(
+            "UPDATE mfa_devices SET user_name = ?, enabled = ?, last_code = ? WHERE serial = ?",
+            (user["name"], ctx.ts, code2, device["serial"]),
+        )
+    return {}
+
+
+@op("ListMFADevices")
+def list_mfa_devices(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    user = _target_user(ctx, p, "iam:ListMFADevices")
+    rows = ctx.db.all("SELECT * FROM mfa_devices WHERE user_name = ?", user["name"])
+    return {
+        "MFADevices": [
+            {
+                "UserName": r["user_name"],
+                "SerialNumber": r["serial"],
+                "EnableDate": _dt(r["enabled"]),
+            }
+            for r in rows
+        ],
+        "IsTruncated": False,
+    }
+
+
+@op("DeactivateMFADevice")
+def deactivate_mfa_device(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    user = _target_user(ctx, p, "iam:DeactivateMFADevice")
+    device = _device(ctx, str(p.get("SerialNumber", "")))
+    if device["user_name"] != user["name"]:
+        raise _no_such("MFA device", device["serial"])
+    with ctx.db.write() as conn:
+        conn.execute(
+            "UPDATE mfa_devices SET user_name = NULL, enabled = NULL WHERE serial = ?",
+            (device["serial"],),
+        )
+    return {}

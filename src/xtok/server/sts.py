@@ -1,0 +1,230 @@
+"""STS: GetCallerIdentity, GetSessionToken, AssumeRole — with AWS's limits, TOTP MFA, trust
+policies and session policies."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from xtok.server.auth import Caller, identity_policies, token_digest
+from xtok.server.evaluation import (
+    Decision,
+    Request,
+    decide,
+    parse_document,
+    trust_allows,
+)
+from xtok.server.faults import Fault
+from xtok.server.ops import Ctx, Handler, random_id, random_text, register_into
+from xtok.server.totp import verify
+
+OPERATIONS: dict[str, Handler] = {}
+op = register_into(OPERATIONS)
+
+SESSION_TOKEN_MAX = 129_600
+CHAINED_MAX = 3600
+POLICY_LIMIT = 2048
+_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
+_ROLE_ARN = re.compile(
+    r"^arn:aws:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]{1,64})$", re.ASCII
+)
+
+
+@op("GetCallerIdentity")
+def get_caller_identity(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    ctx.resource = ctx.caller.arn
+    return {"UserId": ctx.caller.user_id, "Account": ctx.account, "Arn": ctx.caller.arn}
+
+
+@op("GetSessionToken")
+def get_session_token(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    caller = ctx.caller
+    ctx.resource = caller.arn
+    if caller.kind != "user":
+        raise Fault("AccessDenied", "Cannot call GetSessionToken with session credentials", 403)
+    duration = _duration(ctx, p.get("DurationSeconds", 43_200), SESSION_TOKEN_MAX)
+    mfa = _check_mfa(ctx, caller, p)
+    return {"Credentials": _new_session(ctx, "session-token", str(caller.user), duration, mfa=mfa)}
+
+
+@op("AssumeRole")
+def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    caller = ctx.caller
+    role_arn = str(p.get("RoleArn", ""))
+    ctx.resource = role_arn
+    name = str(p.get("RoleSessionName", ""))
+    if not _NAME.match(name):
+        raise Fault.invalid("RoleSessionName must be 2-64 characters of [\\w+=,.@-]")
+    source = p.get("SourceIdentity")
+    if source is not None and (not _NAME.match(source) or source.lower().startswith("aws:")):
+        raise Fault.invalid("SourceIdentity must be 2-64 characters of [\\w+=,.@-], not aws:")
+    if caller.source_identity and source not in (None, caller.source_identity):
+        raise Fault.invalid("SourceIdentity cannot change when chaining roles")
+    source = source or caller.source_identity
+    tags = {t["Key"]: t["Value"] for t in p.get("Tags", [])}
+    if len(tags) > 50:
+        raise Fault.invalid("A session can carry at most 50 tags")
+    policy_text = p.get("Policy")
+    session_policy = None
+    if policy_text is not None:
+        if len(policy_text) > POLICY_LIMIT:
+            raise Fault(
+                "PackedPolicyTooLarge",
+                "Packed size of the session policy exceeds the "
+                "limit: an inline session policy is at most 2,048 characters",
+                400,
+            )
+        session_policy = parse_document(policy_text)
+    match = _ROLE_ARN.match(role_arn)
+    role = ctx.db.one("SELECT * FROM roles WHERE name = ?", match[2]) if match else None
+    if match is None or role is None or match[1] != ctx.account:
+        raise Fault.denied(caller.arn, "sts:AssumeRole", role_arn, "(no such role)")
+    limit = CHAINED_MAX if caller.kind == "assumed-role" else int(role["max_session"])
+    duration = _duration(ctx, p.get("DurationSeconds", 3600), limit)
+    mfa = _check_mfa(ctx, caller, p)
+    _check_trust(ctx, caller, role, name, source, bool(tags), mfa)
+    creds = _new_session(
+        ctx,
+        "assumed-role",
+        role["name"],
+        duration,
+        name=name,
+        source=source,
+        tags=tags,
+        policy=policy_text and json.dumps(session_policy),
+        mfa=mfa,
+    )
+    result: dict[str, Any] = {
+        "Credentials": creds,
+        "AssumedRoleUser": {
+            "AssumedRoleId": f"{role['role_id']}:{name}",
+            "Arn": f"arn:aws:sts::{ctx.account}:assumed-role/{role['name']}/{name}",
+        },
+        "PackedPolicySize": (len(policy_text) * 100) // POLICY_LIMIT if policy_text else None,
+    }
+    if source:
+        result["SourceIdentity"] = source
+    return result
+
+
+def _duration(ctx: Ctx, value: Any, limit: int) -> int:
+    seconds = int(value)
+    low = ctx.settings.min_duration
+    if not low <= seconds <= limit:
+        raise Fault.invalid(f"DurationSeconds must be between {low} and {limit} seconds")
+    return seconds
+
+
+def _check_mfa(ctx: Ctx, caller: Caller, p: dict[str, Any]) -> float | None:
+    """The time MFA was proven: now if this call carries a valid code, else the session's."""
+    serial, code = p.get("SerialNumber"), p.get("TokenCode")
+    if serial is None and code is None:
+        return caller.mfa
+    device = ctx.db.one(
+        "SELECT * FROM mfa_devices WHERE serial = ? AND enabled IS NOT NULL", serial
+    )
+    owner = caller.user if caller.kind in ("user", "session-token") else None
+    if device is None or owner is None or device["user_name"] != owner or not code:
+        raise Fault(
+            "AccessDenied",
+            "MultiFactorAuthentication failed, unable to validate MFA "
+            "code. Please verify your MFA serial number is valid and associated with "
+            "this user.",
+            403,
+        )
+    seed = ctx.sealer.open(device["seed"], f"mfa:{device['serial']}")
+    if code == device["last_code"] or not verify(seed, str(code), ctx.ts):
+        raise Fault(
+            "AccessDenied",
+            "MultiFactorAuthentication failed with invalid MFA one time pass code.",
+            403,
+        )
+    with ctx.db.write() as conn:
+        conn.execute("UPDATE mfa_devices SET last_code = ? WHERE serial = ?", (code, serial))
+    return ctx.ts
+
+
+def _check_trust(
+    ctx: Ctx,
+    caller: Caller,
+    role: Any,
+    name: str,
+    source: str | None,
+    tagged: bool,
+    mfa: float | None,
+) -> None:
+    """The role's trust policy must allow the caller (and, when used, SetSourceIdentity and
+    TagSession); a trust that names only the account also needs the caller's own policy."""
+    context = caller.context(ctx.now)
+    context["sts:rolesessionname"] = name
+    if source:
+        context["sts:sourceidentity"] = source
+    if mfa is not None:
+        context["aws:multifactorauthpresent"] = "true"
+        context["aws:multifactorauthage"] = str(int(ctx.ts - mfa))
+    role_arn = f"arn:aws:iam::{ctx.account}:role/{role['name']}"
+    trust = json.loads(role["trust"])
+    actions = ["sts:AssumeRole"]
+    if source and source != caller.source_identity:
+        actions.append("sts:SetSourceIdentity")
+    if tagged:
+        actions.append("sts:TagSession")
+    for action in actions:
+        request = Request(action, role_arn, context)
+        decision, direct = trust_allows(trust, request, caller.principal_arns)
+        identity = decide(request, identity_policies(ctx.db, caller), caller.session_policy)
+        if (
+            decision is not Decision.ALLOW
+            or identity is Decision.DENY
+            or (not direct and identity is not Decision.ALLOW)
+        ):
+            why = (
+                "(the role's trust policy does not allow it)"
+                if decision is not Decision.ALLOW
+                else "(no identity-based policy allows it)"
+            )
+            raise Fault.denied(caller.arn, action, role_arn, why)
+
+
+def _new_session(
+    ctx: Ctx,
+    kind: str,
+    owner: str,
+    duration: int,
+    *,
+    name: str | None = None,
+    source: str | None = None,
+    tags: dict[str, str] | None = None,
+    policy: str | None = None,
+    mfa: float | None = None,
+) -> dict[str, Any]:
+    key_id = random_id("ASIA")
+    secret = random_text(40)
+    token = "IQoJb3JpZ2luX2VjE" + random_text(300)  # the shape of an AWS session token
+    expires = ctx.ts + duration
+    with ctx.db.write() as conn:
+        conn.execute(
+            "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                key_id,
+                ctx.sealer.seal(secret.encode(), f"session:{key_id}"),
+                token_digest(token),
+                kind,
+                owner,
+                name,
+                source,
+                json.dumps(tags or {}),
+                policy,
+                ctx.ts,
+                expires,
+                mfa,
+            ),
+        )
+    return {
+        "AccessKeyId": key_id,
+        "SecretAccessKey": secret,
+        "SessionToken": token,
+        "Expiration": datetime.fromtimestamp(int(expires), UTC),
+    }

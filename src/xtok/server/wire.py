@@ -1,0 +1,247 @@
+"""AWS wire formats, driven by botocore's own service models: the query protocol (form in,
+XML out: STS, IAM) and JSON 1.1 (Secrets Manager). Using the models that clients are generated
+from keeps every answer in the shape botocore parses."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from xml.sax.saxutils import escape
+
+from botocore.model import OperationModel, ServiceModel, Shape
+
+from xtok.server.faults import Fault
+
+Params = dict[str, Any]
+
+
+@cache
+def model(service: str) -> ServiceModel:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model(service)
+
+
+def operation(service: str, name: str) -> OperationModel:
+    try:
+        return model(service).operation_model(name)
+    except Exception:  # botocore's OperationNotFoundError
+        raise _unknown_operation(service, name) from None
+
+
+def _unknown_operation(service: str, name: str) -> Fault:
+    if service == "secretsmanager":
+        return Fault("UnknownOperationException", f"Unknown operation {name}", 400)
+    return Fault(
+        "InvalidAction",
+        f"Could not find operation {name} for version {model(service).api_version}",
+        400,
+    )
+
+
+# --- query protocol: form parameters in ------------------------------------------------------
+
+
+def parse_query(op: OperationModel, form: dict[str, str]) -> Params:
+    shape = op.input_shape
+    return _q_struct(shape, form, "") if shape is not None else {}
+
+
+def _q_name(name: str, shape: Shape) -> str:
+    return str(shape.serialization.get("name", name))
+
+
+def _q_struct(shape: Shape, form: dict[str, str], prefix: str) -> Params:
+    out: Params = {}
+    for name, member in shape.members.items():  # type: ignore[attr-defined]
+        key = prefix + _q_name(name, member)
+        value = _q_value(member, form, key)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _q_value(shape: Shape, form: dict[str, str], key: str) -> Any:
+    kind = shape.type_name
+    if kind == "structure":
+        if not any(k.startswith(key + ".") for k in form):
+            return None
+        return _q_struct(shape, form, key + ".")
+    if kind == "list":
+        member = shape.member  # type: ignore[attr-defined]
+        base = key if shape.serialization.get("flattened") else key + ".member"
+        items = []
+        i = 1
+        while True:
+            item = _q_value(member, form, f"{base}.{i}")
+            if item is None:
+                break
+            items.append(item)
+            i += 1
+        if not items and form.get(key) == "":
+            return []
+        return items or None
+    if kind == "map":
+        entries = {}
+        i = 1
+        while f"{key}.entry.{i}.key" in form:
+            entries[form[f"{key}.entry.{i}.key"]] = _q_value(
+                shape.value,
+                form,
+                f"{key}.entry.{i}.value",  # type: ignore[attr-defined]
+            )
+            i += 1
+        return entries or None
+    if key not in form:
+        return None
+    return _scalar(shape, form[key], key)
+
+
+def _scalar(shape: Shape, raw: str, key: str) -> Any:
+    kind = shape.type_name
+    try:
+        if kind in ("integer", "long"):
+            return int(raw)
+        if kind in ("float", "double"):
+            return float(raw)
+        if kind == "boolean":
+            if raw.lower() not in ("true", "false"):
+                raise ValueError
+            return raw.lower() == "true"
+        if kind == "blob":
+            return base64.b64decode(raw, validate=True)
+    except (ValueError, binascii.Error):
+        raise Fault.invalid(f"Invalid value for parameter {key}") from None
+    return raw
+
+
+# --- JSON protocol: body in ------------------------------------------------------------------
+
+
+def parse_json(op: OperationModel, body: bytes) -> Params:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise Fault("SerializationException", "Malformed JSON request body", 400) from None
+    if not isinstance(data, dict):
+        raise Fault("SerializationException", "The request body must be a JSON object", 400)
+    shape = op.input_shape
+    for name, member in shape.members.items() if shape is not None else []:
+        if member.type_name == "blob" and isinstance(data.get(name), str):
+            try:
+                data[name] = base64.b64decode(data[name], validate=True)
+            except binascii.Error:
+                raise Fault("SerializationException", f"{name} is not base64", 400) from None
+    return data
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+def render_query(service: str, op: OperationModel, result: Params, request_id: str) -> bytes:
+    ns = model(service).metadata["xmlNamespace"]
+    inner = ""
+    shape = op.output_shape
+    if shape is not None:
+        wrapper = shape.serialization.get("resultWrapper", f"{op.name}Result")
+        inner = f"<{wrapper}>{_x_struct(shape, result)}</{wrapper}>"
+    return (
+        f'<{op.name}Response xmlns="{ns}">{inner}<ResponseMetadata><RequestId>{request_id}'
+        f"</RequestId></ResponseMetadata></{op.name}Response>"
+    ).encode()
+
+
+def _x_struct(shape: Shape, value: Params) -> str:
+    parts = []
+    for name, member in shape.members.items():  # type: ignore[attr-defined]
+        if value.get(name) is not None:
+            tag = _q_name(name, member)
+            parts.append(_x_value(member, value[name], tag))
+    return "".join(parts)
+
+
+def _x_value(shape: Shape, value: Any, tag: str) -> str:
+    kind = shape.type_name
+    if kind == "structure":
+        return f"<{tag}>{_x_struct(shape, value)}</{tag}>"
+    if kind == "list":
+        member = shape.member  # type: ignore[attr-defined]
+        if shape.serialization.get("flattened"):
+            return "".join(_x_value(member, v, tag) for v in value)
+        name = _q_name("member", member)
+        return f"<{tag}>{''.join(_x_value(member, v, name) for v in value)}</{tag}>"
+    if kind == "map":
+        entries = "".join(
+            f"<entry>{_x_value(shape.key, k, 'key')}{_x_value(shape.value, v, 'value')}</entry>"  # type: ignore[attr-defined]
+            for k, v in value.items()
+        )
+        return f"<{tag}>{entries}</{tag}>"
+    return f"<{tag}>{escape(_text(kind, value))}</{tag}>"
+
+
+def _text(kind: str, value: Any) -> str:
+    if kind == "timestamp":
+        return iso(value)
+    if kind == "boolean":
+        return "true" if value else "false"
+    if kind == "blob":
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
+def render_json(op: OperationModel, result: Params) -> bytes:
+    shape = op.output_shape
+    return json.dumps(_j_value(shape, result) if shape is not None else {}).encode()
+
+
+def _j_value(shape: Shape, value: Any) -> Any:
+    kind = shape.type_name
+    if kind == "structure":
+        return {
+            name: _j_value(member, value[name])
+            for name, member in shape.members.items()  # type: ignore[attr-defined]
+            if value.get(name) is not None
+        }
+    if kind == "list":
+        return [_j_value(shape.member, v) for v in value]  # type: ignore[attr-defined]
+    if kind == "map":
+        return {k: _j_value(shape.value, v) for k, v in value.items()}  # type: ignore[attr-defined]
+    if kind == "timestamp":
+        return value.timestamp() if isinstance(value, datetime) else float(value)
+    if kind == "blob":
+        return base64.b64encode(value).decode()
+    return value
+
+
+def render_error(
+    protocol: str, service: str, fault: Fault, request_id: str
+) -> tuple[int, dict[str, str], bytes]:
+    code = fault.code_for(protocol)
+    if protocol == "json":
+        body = json.dumps({"__type": code, "message": fault.message}).encode()
+        return (
+            fault.status,
+            {
+                "content-type": "application/x-amz-json-1.1",
+                "x-amzn-errortype": code,
+                "x-amzn-requestid": request_id,
+            },
+            body,
+        )
+    ns = model(service).metadata.get("xmlNamespace", "") if service else ""
+    kind = "Receiver" if fault.status >= 500 else "Sender"
+    body = (
+        f'<ErrorResponse xmlns="{ns}"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
+        f"<Message>{escape(fault.message)}</Message></Error><RequestId>{request_id}</RequestId>"
+        "</ErrorResponse>"
+    ).encode()
+    return fault.status, {"content-type": "text/xml", "x-amzn-requestid": request_id}, body
+
+
+def iso(value: datetime | float) -> str:
+    dt = value if isinstance(value, datetime) else datetime.fromtimestamp(value, UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
