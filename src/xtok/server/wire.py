@@ -86,14 +86,12 @@ def _q_value(shape: Shape, form: dict[str, str], key: str) -> Any:
             return []
         return items or None
     if kind == "map":
+        value_shape = shape.value  # type: ignore[attr-defined]
         entries = {}
         i = 1
         while f"{key}.entry.{i}.key" in form:
-            entries[form[f"{key}.entry.{i}.key"]] = _q_value(
-                shape.value,
-                form,
-                f"{key}.entry.{i}.value",  # type: ignore[attr-defined]
-            )
+            entry = f"{key}.entry.{i}"
+            entries[form[f"{entry}.key"]] = _q_value(value_shape, form, f"{entry}.value")
             i += 1
         return entries or None
     if key not in form:
