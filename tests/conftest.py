@@ -45,6 +45,46 @@ def moto_url() -> Iterator[str]:
     server.stop()
 
 
+@dataclass(frozen=True)
+class DevServer:
+    """An `xtok server --dev` subprocess: its URL and the admin's keys."""
+
+    url: str
+    access_key_id: str
+    secret_access_key: str
+
+
+@pytest.fixture(scope="session")
+def xtok_server() -> Iterator[DevServer]:
+    """The real local endpoint on loopback, with sessions allowed down to 1 s (dev mode)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xtok",
+            "server",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--min-duration",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    exports = dict(word.split("=", 1) for word in line.split()[1:])
+    yield DevServer(
+        exports["AWS_ENDPOINT_URL"], exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]
+    )
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
 @dataclass
 class Result:
     code: int
@@ -56,13 +96,18 @@ class Result:
         return self.out + self.err
 
 
-def aws_env(endpoint: str) -> dict[str, str]:
-    """An environment for one endpoint with the approver's (fake) long-term keys."""
+def aws_env(
+    endpoint: str,
+    key_id: str = "AKIAIOSFODNN7EXAMPLE",
+    secret_key: str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+) -> dict[str, str]:
+    """An environment for one endpoint with long-term keys (by default AWS's doc example,
+    which moto accepts)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
     env.update(
         AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
-        AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # AWS's doc example
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret_key,
         AWS_REGION="us-east-1",
         AWS_DEFAULT_REGION="us-east-1",
         AWS_CONFIG_FILE=os.devnull,

@@ -1,9 +1,9 @@
-"""End to end: the `xtok` CLI as a subprocess against moto's server on loopback.
+"""End to end: the `xtok` CLI as a subprocess, against two peers on loopback.
 
-moto is a plumbing peer: it enforces no policy, no session policy, no MFA and no expiry, so
-these tests show the flow, the fetch, the runner and the fail-closed paths that xtok itself
-owns. Enforcement by the endpoint is covered against `xtok server` (a separate issue) and, for
-the error paths, by test_aws_errors.py.
+Every test runs against moto's server (a plumbing peer: it enforces no policy, no session
+policy, no MFA and no expiry) and against `xtok server --dev`, the local endpoint that does.
+On the latter the approver is the dev admin, trusted without MFA (`--unsafe-no-mfa`); MFA and
+the other enforcement are covered by test_server_enforcement.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import ACCOUNT, APPROVER, CANARY, ROOT, Result, aws_env, run_xtok
+from conftest import ACCOUNT, APPROVER, CANARY, ROOT, DevServer, Result, aws_env, run_xtok
 
 from xtok import token as tokens
 from xtok.sensitive import Secret
@@ -38,9 +38,12 @@ def sha(text: str) -> str:
 CANARY_SHA = sha(CANARY)  # assertion messages then show the digest, never the canary
 
 
-@pytest.fixture
-def env(moto_url: str) -> dict[str, str]:
-    return aws_env(moto_url)
+@pytest.fixture(params=["moto", "xtok-server"])
+def env(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "moto":
+        return aws_env(request.getfixturevalue("moto_url"))
+    server: DevServer = request.getfixturevalue("xtok_server")
+    return aws_env(server.url, server.access_key_id, server.secret_access_key)
 
 
 @pytest.fixture
@@ -52,14 +55,18 @@ def xtok(env: dict[str, str]) -> Callable[..., Result]:
 
 
 @pytest.fixture
-def prod(xtok: Callable[..., Result], unique: str) -> dict[str, str]:
-    """A stored canary secret and a role set up for its prefix."""
+def prod(xtok: Callable[..., Result], unique: str, env: dict[str, str]) -> dict[str, str]:
+    """A stored canary secret and a role set up for its prefix, trusting the caller."""
     prefix = f"prod-{unique}/"
     name = prefix + "canary"
     put = xtok("secret", "put", name, "--description", "e2e canary", stdin=CANARY + "\n")
     assert put.code == 0, put.err
+    if env["AWS_ACCESS_KEY_ID"] == "AKIAIOSFODNN7EXAMPLE":  # moto: any principal will do
+        trust = [APPROVER]
+    else:  # xtok server: the dev admin approves, and has no MFA device
+        trust = [f"arn:aws:iam::{ACCOUNT}:user/admin", "--unsafe-no-mfa"]
     setup = xtok(
-        "setup", "aws", "--role-name", f"xtok-{unique}", "--trust", APPROVER, "--prefix", prefix
+        "setup", "aws", "--role-name", f"xtok-{unique}", "--trust", *trust, "--prefix", prefix
     )
     assert setup.code == 0, setup.err
     return {"prefix": prefix, "name": name, "role": f"arn:aws:iam::{ACCOUNT}:role/xtok-{unique}"}
@@ -67,15 +74,15 @@ def prod(xtok: Callable[..., Result], unique: str) -> dict[str, str]:
 
 @pytest.fixture
 def peer(env: dict[str, str]) -> Callable[[str], Any]:
-    """boto3 clients on the same moto server, to check what xtok stored."""
+    """boto3 clients on the same peer, to check what xtok stored."""
 
     def client(service: str) -> Any:
         return boto3.client(
             service,
             endpoint_url=env["AWS_ENDPOINT_URL"],
             region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         )
 
     return client
