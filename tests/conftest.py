@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,3 +149,43 @@ def run_xtok(
 def unique() -> str:
     """A per-test name part: moto's state is shared by the whole session."""
     return uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One AWS-compatible endpoint and its administrator's keys."""
+
+    name: str
+    url: str
+    key_id: str
+    secret_key: str
+
+    def client(self, service: str, creds: Mapping[str, str] | None = None, **config: object) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        keys = creds or {"AccessKeyId": self.key_id, "SecretAccessKey": self.secret_key}
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=keys["AccessKeyId"],
+            aws_secret_access_key=keys["SecretAccessKey"],
+            aws_session_token=keys.get("SessionToken"),
+            config=Config(retries={"max_attempts": 1}, **config),  # type: ignore[arg-type]
+        )
+
+    def env(self) -> dict[str, str]:
+        return aws_env(self.url, self.key_id, self.secret_key)
+
+
+def make_peer(request: pytest.FixtureRequest, name: str) -> Peer:
+    if name == "moto":
+        return Peer(
+            "moto",
+            request.getfixturevalue("moto_url"),
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+    server: DevServer = request.getfixturevalue("xtok_server")
+    return Peer("xtok-server", server.url, server.access_key_id, server.secret_access_key)
