@@ -7,6 +7,7 @@ captured output (stdout, stderr, logs, failure text) contains it.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -189,3 +190,70 @@ def make_peer(request: pytest.FixtureRequest, name: str) -> Peer:
         )
     server: DevServer = request.getfixturevalue("xtok_server")
     return Peer("xtok-server", server.url, server.access_key_id, server.secret_access_key)
+
+
+class Server:
+    def __init__(self, data: Path, key_file: Path) -> None:
+        self.data, self.key_file = data, key_file
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "xtok",
+                "server",
+                "--data",
+                str(self.data),
+                "--master-key-file",
+                str(self.key_file),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=base_env(),
+        )
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()
+        assert " on http://" in line, line
+        self.url = line.rsplit(" on ", 1)[1].strip()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+
+
+def base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
+
+
+@pytest.fixture
+def initialised(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    data, key_file = tmp_path / "data", tmp_path / "config" / "master.key"
+    res = run_xtok(
+        ["server", "init", "--data", str(data), "--master-key-file", str(key_file)], base_env()
+    )
+    assert res.code == 0, res.err
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert oct(data.stat().st_mode & 0o777) == "0o700"
+    exports = dict(word.split("=", 1) for word in res.out.split()[1:])
+    return data, key_file, exports
+
+
+@pytest.fixture
+def server(initialised: tuple[Path, Path, dict[str, str]]) -> Iterator[tuple[Server, Peer]]:
+    data, key_file, exports = initialised
+    srv = Server(data, key_file)
+    srv.start()
+    yield (
+        srv,
+        Peer(
+            "xtok-server", srv.url, exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]
+        ),
+    )
+    if srv.proc and srv.proc.poll() is None:
+        srv.stop()

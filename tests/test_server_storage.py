@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,74 +14,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from conftest import CANARY, Peer, run_xtok
-
-
-class Server:
-    def __init__(self, data: Path, key_file: Path) -> None:
-        self.data, self.key_file = data, key_file
-        self.proc: subprocess.Popen[str] | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "xtok",
-                "server",
-                "--data",
-                str(self.data),
-                "--master-key-file",
-                str(self.key_file),
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-            env=base_env(),
-        )
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        assert " on http://" in line, line
-        self.url = line.rsplit(" on ", 1)[1].strip()
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
-
-
-def base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
-
-
-@pytest.fixture
-def initialised(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
-    data, key_file = tmp_path / "data", tmp_path / "config" / "master.key"
-    res = run_xtok(
-        ["server", "init", "--data", str(data), "--master-key-file", str(key_file)], base_env()
-    )
-    assert res.code == 0, res.err
-    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
-    assert oct(data.stat().st_mode & 0o777) == "0o700"
-    exports = dict(word.split("=", 1) for word in res.out.split()[1:])
-    return data, key_file, exports
-
-
-@pytest.fixture
-def server(initialised: tuple[Path, Path, dict[str, str]]) -> Iterator[tuple[Server, Peer]]:
-    data, key_file, exports = initialised
-    srv = Server(data, key_file)
-    srv.start()
-    yield (
-        srv,
-        Peer(
-            "xtok-server", srv.url, exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]
-        ),
-    )
-    if srv.proc and srv.proc.poll() is None:
-        srv.stop()
+from conftest import CANARY, Peer, Server, base_env, run_xtok
 
 
 def test_database_files_hold_no_secret_value(server: tuple[Server, Peer]) -> None:
