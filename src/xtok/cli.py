@@ -862,7 +862,10 @@ def _exports(url: str, key: Any, region: str) -> str:
     help="TLS private key (PEM).",
 )
 @click.option(
-    "--dev", is_flag=True, help="Throw-away data and key; prints `export AWS_…` lines for a shell."
+    "--dev",
+    is_flag=True,
+    help="A fresh endpoint with an admin (throw-away data and key unless --data and "
+    "--master-key-file are given); prints `export AWS_…` lines for a shell.",
 )
 @click.option(
     "--min-duration",
@@ -904,7 +907,7 @@ def server(
             "clear text; use --tls-cert/--tls-key or a loopback address"
         )
     if dev:
-        _serve_dev(host, port, tls_cert, tls_key, min_duration or 900)
+        _serve_dev(host, port, tls_cert, tls_key, min_duration or 900, data, master_key_file)
         return
     endpoint = _open_endpoint(data, master_key_file)
     sock = bind(host, port)
@@ -914,8 +917,16 @@ def server(
 
 
 def _serve_dev(
-    host: str, port: int, tls_cert: Path | None, tls_key: Path | None, min_duration: int
+    host: str,
+    port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    min_duration: int,
+    data: Path | None,
+    key_file: Path | None,
 ) -> None:
+    """A fresh endpoint with an admin: throw-away data and an in-memory key unless --data and
+    --master-key-file name where to keep them (e.g. for `xtok audit` afterwards)."""
     import shutil
     import tempfile
 
@@ -923,9 +934,11 @@ def _serve_dev(
     from xtok.server.bootstrap import bind, create_admin, serve
     from xtok.server.crypto import new_key
 
-    directory = Path(tempfile.mkdtemp(prefix="xtok-dev-"))
+    directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        endpoint = Endpoint(directory, new_key(), min_duration=min_duration)
+        master = _master_key(key_file) if key_file else new_key()
+        endpoint = Endpoint(directory, master, min_duration=min_duration)
         key = create_admin(endpoint)
         sock = bind(host, port)
         scheme = "https" if tls_cert else "http"
@@ -935,7 +948,8 @@ def _serve_dev(
         _info(f"dev endpoint on {url} (throw-away data; sessions from {min_duration} s)")
         serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key)
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if data is None:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @server.command("init")
@@ -1020,6 +1034,22 @@ def audit_cmd(data: Path | None, master_key_file: Path | None, verify: bool, as_
 
 class AuditBroken(Error):
     exit_code = ExitCode.AUDIT_BROKEN
+
+
+# --- demo ---------------------------------------------------------------------------------
+
+
+@cli.command("demo")
+def demo_cmd() -> int:
+    """Run the whole flow, narrated, against a throw-away local endpoint.
+
+    Stores a secret, sets up the role, mints a scoped token with MFA, runs a masked pipeline
+    step, shows a secret outside the scope denied, a token exploding, a revocation and the
+    audit trail.
+    """
+    from xtok import demo
+
+    return demo.run(click.echo)
 
 
 # --- completion ---------------------------------------------------------------------------
