@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.client
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -145,3 +147,80 @@ def test_min_duration_is_only_for_dev(initialised: tuple[Path, Path, dict[str, s
         base_env(),
     )
     assert res.code == 200 and "only allowed with --dev" in res.err
+
+
+def test_tls(tmp_path: Path) -> None:
+    """--tls-cert/--tls-key serve HTTPS; boto3 verifies the (self-signed) certificate."""
+    import datetime as dt
+    import ipaddress
+
+    import boto3
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o600)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xtok",
+            "server",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            str(cert_file),
+            "--tls-key",
+            str(key_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=base_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        exports = dict(w.split("=", 1) for w in proc.stdout.readline().split()[1:])
+        assert exports["AWS_ENDPOINT_URL"].startswith("https://127.0.0.1:")
+        sts = boto3.client(
+            "sts",
+            endpoint_url=exports["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            verify=str(cert_file),
+            aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
+        )
+        assert sts.get_caller_identity()["Arn"].endswith(":user/admin")
+        sts.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -102,6 +102,7 @@ def serve(
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=5,
         server_header=False,
         date_header=True,
     )
