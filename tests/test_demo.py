@@ -29,3 +29,8 @@ def test_demo_runs_the_whole_flow() -> None:
     ):
         assert expected in out, expected
     assert "Traceback" not in proc.stderr
+    # The audit trail names who presented the expired credentials, not just "-".
+    assert any(
+        "ExpiredTokenException" in line and "assumed-role/xtok-ci/short-demo" in line
+        for line in out.splitlines()
+    )

@@ -113,6 +113,10 @@ def test_malformed_requests_get_aws_shaped_4xx(server: tuple[Server, Peer]) -> N
         {**json_headers, "X-Amz-Target": "secretsmanager.GetSecretValue"},
     )
     assert status == 400 and json.loads(body)["__type"] == "SerializationException"
+    for wrong in (b'{"MaxResults": "many"}', b'{"Filters": 5}'):
+        target = {**json_headers, "X-Amz-Target": "secretsmanager.ListSecrets"}
+        status, body = signed(peer, "secretsmanager", wrong, target)
+        assert status == 400 and json.loads(body)["__type"] == "InvalidParameterException"
     status, body = signed(
         peer, "secretsmanager", b"{}", {**json_headers, "X-Amz-Target": "secretsmanager.Bogus"}
     )

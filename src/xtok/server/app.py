@@ -126,11 +126,21 @@ class Endpoint:
             ctype = "application/x-amz-json-1.1" if protocol == "json" else "text/xml"
             return 200, {"content-type": ctype, "x-amzn-requestid": request_id}, payload
         except Fault as fault:
-            return self._fail(fault, protocol, service, action, caller, ctx, now, request_id)
+            failure = fault
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A parameter of the wrong shape reached a handler (JSON carries any type).
+            failure = Fault(
+                "ValidationError",
+                f"Invalid request parameter ({type(exc).__name__})",
+                400,
+                "InvalidParameterException",
+            )
         except Error:
             # e.g. stored data that does not decrypt: report it without details.
-            internal = Fault("InternalFailure", "The server could not read its stored data.", 500)
-            return self._fail(internal, protocol, service, action, caller, ctx, now, request_id)
+            failure = Fault("InternalFailure", "The server could not read its stored data.", 500)
+        except Exception as exc:  # never a traceback or a bare 500 to a client
+            failure = Fault("InternalFailure", f"Internal error ({type(exc).__name__})", 500)
+        return self._fail(failure, protocol, service, action, caller, ctx, now, request_id)
 
     def _fail(
         self,
@@ -145,7 +155,8 @@ class Endpoint:
     ) -> tuple[int, dict[str, str], bytes]:
         code = fault.code_for(protocol)
         decision = "deny" if code.startswith("AccessDenied") else "error"
-        self._record(now, caller, service, action, ctx.resource if ctx else None, decision, code)
+        resource = ctx.resource if ctx else None
+        self._record(now, caller or fault.principal, service, action, resource, decision, code)
         return wire.render_error(protocol, service, fault, request_id)
 
     def _record(

@@ -112,8 +112,15 @@ def identify(
     presented = headers.get("x-amz-security-token", "")
     if not hmac.compare_digest(token_digest(presented), session["token_digest"]):
         raise Fault.unknown_key()
+    caller = _session_caller(db, account, session)
     if now.timestamp() >= session["expires"]:
-        raise Fault.expired_token()
+        expired = Fault.expired_token()
+        expired.principal = caller  # proven holder of the keys: worth naming in the audit log
+        raise expired
+    return caller, auth
+
+
+def _session_caller(db: Database, account: str, session: Any) -> Caller:
     common: dict[str, Any] = dict(
         account=account,
         session_name=session["session_name"],
@@ -132,7 +139,7 @@ def identify(
             role=session["owner"],
             user_id=f"{role_id}:{session['session_name']}",
             **common,
-        ), auth
+        )
     user = db.one("SELECT * FROM users WHERE name = ?", session["owner"])
     if user is None:
         raise Fault.unknown_key()
@@ -142,7 +149,7 @@ def identify(
         user=user["name"],
         user_id=user["user_id"],
         **common,
-    ), auth
+    )
 
 
 def identity_policies(db: Database, caller: Caller) -> list[Document]:

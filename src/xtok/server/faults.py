@@ -4,6 +4,7 @@ same `ClientError` code against this server as against AWS."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -15,6 +16,7 @@ class Fault(Exception):
     message: str
     status: int = 400
     json_code: str | None = None
+    principal: Any = None  # for the audit log: who it was, when known though refused
 
     def code_for(self, protocol: str) -> str:
         return self.json_code if protocol == "json" and self.json_code else self.code
