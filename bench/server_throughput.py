@@ -29,6 +29,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from xtok.server.bootstrap import clean_environment, spawn_dev
+
 LEVELS = (1, 8, 32)
 
 
@@ -57,28 +59,13 @@ def wait_for(port: int) -> None:
     raise SystemExit(f"nothing listens on {port}")
 
 
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
-
-
 def start_xtok() -> tuple[subprocess.Popen[str], str, dict[str, str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xtok", "server", "--dev", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=clean_env(),
-    )
-    assert proc.stdout is not None
-    exports = dict(w.split("=", 1) for w in proc.stdout.readline().split()[1:])
-    return (
-        proc,
-        exports["AWS_ENDPOINT_URL"],
-        {
-            "AccessKeyId": exports["AWS_ACCESS_KEY_ID"],
-            "SecretAccessKey": exports["AWS_SECRET_ACCESS_KEY"],
-        },
-    )
+    proc, exports = spawn_dev()
+    keys = {
+        "AccessKeyId": exports["AWS_ACCESS_KEY_ID"],
+        "SecretAccessKey": exports["AWS_SECRET_ACCESS_KEY"],
+    }
+    return proc, exports["AWS_ENDPOINT_URL"], keys
 
 
 def start_moto() -> tuple[subprocess.Popen[str], str, dict[str, str]]:
@@ -89,7 +76,7 @@ def start_moto() -> tuple[subprocess.Popen[str], str, dict[str, str]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=clean_env(),
+        env=clean_environment(),
     )
     wait_for(port)
     return (

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from xtok.server.bootstrap import clean_environment, spawn_dev
+
 CANARY = "canary-7f3a9c1e-NEVER-PRINT-ME"
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"
@@ -59,27 +61,7 @@ class DevServer:
 @pytest.fixture(scope="session")
 def xtok_server() -> Iterator[DevServer]:
     """The real local endpoint on loopback, with sessions allowed down to 1 s (dev mode)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xtok",
-            "server",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--min-duration",
-            "1",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    exports = dict(word.split("=", 1) for word in line.split()[1:])
+    proc, exports = spawn_dev("--min-duration", "1")
     yield DevServer(
         exports["AWS_ENDPOINT_URL"], exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"]
     )
@@ -105,7 +87,7 @@ def aws_env(
 ) -> dict[str, str]:
     """An environment for one endpoint with long-term keys (by default AWS's doc example,
     which moto accepts)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
+    env = clean_environment()
     env.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID=key_id,
@@ -227,8 +209,7 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
+base_env = clean_environment
 
 
 @pytest.fixture

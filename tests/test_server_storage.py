@@ -6,8 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +15,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from conftest import CANARY, Peer, Server, base_env, run_xtok
+
+from xtok.server.bootstrap import spawn_dev
 
 
 def test_database_files_hold_no_secret_value(server: tuple[Server, Peer]) -> None:
@@ -192,28 +192,8 @@ def test_tls(tmp_path: Path) -> None:
         )
     )
     key_file.chmod(0o600)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xtok",
-            "server",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            str(cert_file),
-            "--tls-key",
-            str(key_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=base_env(),
-    )
+    proc, exports = spawn_dev("--tls-cert", str(cert_file), "--tls-key", str(key_file))
     try:
-        assert proc.stdout is not None
-        exports = dict(w.split("=", 1) for w in proc.stdout.readline().split()[1:])
         assert exports["AWS_ENDPOINT_URL"].startswith("https://127.0.0.1:")
         sts = boto3.client(
             "sts",

@@ -8,7 +8,6 @@ non-zero if anything behaves otherwise.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import shlex
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xtok.errors import Error
+from xtok.server.bootstrap import clean_environment, spawn_dev
 from xtok.server.crypto import encode_key, new_key, write_private
 from xtok.server.totp import code_at
 
@@ -41,7 +41,7 @@ class Demo:
         write_private(self.key_file, encode_key(new_key()) + "\n")
         self.data = self.tmp / "data"
         self.server: subprocess.Popen[str] | None = None
-        self.base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
+        self.base = clean_environment()
         self.admin: dict[str, str] = {}
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -99,31 +99,15 @@ class Demo:
         return env
 
     def start_server(self) -> None:
-        self.server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "xtok",
-                "server",
-                "--dev",
-                "--listen",
-                "127.0.0.1:0",
-                "--data",
-                str(self.data),
-                "--master-key-file",
-                str(self.key_file),
-                "--min-duration",
-                "5",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.base,
+        self.server, exports = spawn_dev(
+            "--data",
+            str(self.data),
+            "--master-key-file",
+            str(self.key_file),
+            "--min-duration",
+            "5",
         )
-        line = self.server.stdout.readline() if self.server.stdout else ""
-        if not line.startswith("export "):
-            raise DemoFailed("the dev endpoint did not start")
-        self.admin = {**self.base, **dict(w.split("=", 1) for w in line.split()[1:])}
+        self.admin = {**self.base, **exports}
         self.say(f"  dev endpoint on {self.admin['AWS_ENDPOINT_URL']} (admin keys exported)")
 
     def stop_server(self) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import socket
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,3 +110,26 @@ def serve(
     )
     sys.stderr.flush()
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without AWS_* and XTOK_* variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
+
+
+def spawn_dev(*extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start `xtok server --dev --listen 127.0.0.1:0 EXTRA…` as a subprocess and return it with
+    the variables of the `export` line it prints (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, …)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xtok", "server", "--dev", "--listen", "127.0.0.1:0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_environment(),
+    )
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line.startswith("export "):
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        raise UsageError(f"the dev endpoint did not start: {err.strip()[-300:]}")
+    return proc, dict(word.split("=", 1) for word in line.split()[1:])
