@@ -11,26 +11,20 @@ Accepted forms (`parse`):
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from xtok import armor
 from xtok.duration import format_duration
 from xtok.errors import TokenError, TokenExpired
 from xtok.sensitive import Secret
 
+KIND = "xtok"
 VERSION = 1
-PREFIX = f"xtok{VERSION}."
-_CHECK_BYTES = 6
 _ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
-_WHITESPACE = re.compile(r"\s+")
-_NEWER = re.compile(r"^xtok(\d+)\.")
 
 Kind = Literal["assume-role", "session-token", "unknown"]
 Source = Literal["xtok", "legacy", "aws-json"]
@@ -115,18 +109,6 @@ class Credentials:
             )
 
 
-def _b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64d(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _checksum(body: str) -> str:
-    return _b64e(hashlib.sha256(body.encode(errors="replace")).digest()[:_CHECK_BYTES])
-
-
 def _ts(dt: datetime | None) -> int | None:
     return None if dt is None else int(dt.timestamp())
 
@@ -152,8 +134,7 @@ def encode(creds: Credentials) -> str:
         "scope": creds.scope.to_json() if creds.scope else None,
         "region": creds.region,
     }
-    body = PREFIX + _b64e(json.dumps(payload, separators=(",", ":")).encode())
-    return f"{body}.{_checksum(body)}"
+    return armor.encode(KIND, VERSION, payload)
 
 
 def encode_legacy(creds: Credentials) -> str:
@@ -189,7 +170,7 @@ def parse(text: str) -> Credentials:
         )
     if stripped.startswith("{"):
         return _parse_json(stripped)
-    compact = _WHITESPACE.sub("", stripped)
+    compact = armor.compact(stripped)
     if compact.startswith("xtok"):
         return _parse_xtok(compact)
     if compact.count(":") == 2:
@@ -202,25 +183,13 @@ def parse(text: str) -> Credentials:
 
 
 def _parse_xtok(compact: str) -> Credentials:
-    newer = _NEWER.match(compact)
-    if not compact.startswith(PREFIX):
-        if newer and int(newer.group(1)) > VERSION:
-            raise TokenError(
-                f"token format version {newer.group(1)} is newer than this xtok understands",
-                tip="upgrade xtok",
-            )
-        raise TokenError("not an xtok token (unknown prefix)", tip=TIP_RECOPY)
-    body, sep, check = compact.rpartition(".")
-    if not sep or not hmac.compare_digest(check.encode(errors="replace"), _checksum(body).encode()):
+    if compact.startswith(("xtokr", "xtoks")):
         raise TokenError(
-            "token checksum does not match: it was truncated, mistyped or altered", tip=TIP_RECOPY
+            "this is a request code or a sealed token, not a plain token",
+            tip="approve a request code with `xtok approve`; run a sealed token with "
+            "`xtok run --sealed`",
         )
-    try:
-        data = json.loads(_b64d(body[len(PREFIX) :]))
-    except (binascii.Error, ValueError):
-        raise TokenError("token payload is not valid", tip=TIP_RECOPY) from None
-    if not isinstance(data, dict):
-        raise TokenError("token payload is not valid", tip=TIP_RECOPY)
+    data = armor.decode(KIND, VERSION, compact, what="token", tip=TIP_RECOPY)
     fields = ("k", "s", "t")
     if not all(isinstance(data.get(f), str) and data[f] for f in fields):
         raise TokenError("token lacks its credentials", tip=TIP_RECOPY)
