@@ -521,10 +521,15 @@ def token_cmd(
     text = {"xtok": tokens.encode, "legacy": tokens.encode_legacy, "json": tokens.encode_json}[fmt](
         creds
     )
+    _emit(text, creds, copy=copy)
+
+
+def _emit(text: str, creds: Any, *, copy: bool, what: str = "token") -> None:
+    """Print (or copy) a token on one line; say on stderr when it explodes."""
     if copy:
         from xtok.clipboard import copy as to_clipboard
 
-        _info(f"token copied to the clipboard ({to_clipboard(text)})")
+        _info(f"{what} copied to the clipboard ({to_clipboard(text)})")
     else:
         click.echo(text)
     if creds.expiration is not None:
@@ -557,6 +562,10 @@ def inspect_cmd(token_text: str | None, as_json: bool) -> None:
     else:
         _warn("a token on the command line lands in shell history; prefer `xtok inspect -`")
         text = token_text
+    kind = text.strip()[:5]
+    if kind in ("xtokr", "xtoks"):
+        _inspect_sealing(text, kind, as_json)
+        return
     creds = tokens.parse(text)
     now = _now()
     left = creds.seconds_left(now)
@@ -594,6 +603,45 @@ def inspect_cmd(token_text: str | None, as_json: bool) -> None:
     ]
     for key, value in lines:
         click.echo(f"{key + ':':<9}{value}")
+
+
+def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
+    """What a request code or a sealed token shows without the run's private key."""
+    from xtok.request import RequestCode
+    from xtok.seal import SealedToken
+
+    info: dict[str, Any]
+    if kind == "xtokr":
+        request = RequestCode.parse(text)
+        info = {
+            "format": "request-code",
+            "request": request.id,
+            "run": request.identity.to_json(),
+            "secrets": [
+                f"{r.env}={r.label}" + (" (file)" if r.as_file else "") for r in request.secrets
+            ],
+            "duration": request.duration,
+            "role": request.role,
+            "key_fingerprint": request.fingerprint,
+        }
+    else:
+        sealed = SealedToken.parse(text)
+        info = {
+            "format": "sealed-token",
+            "request": sealed.request_id,
+            "answers_digest": sealed.digest.hex()[:16],
+            "contents": "sealed: only the requesting run can open it, once",
+        }
+    if as_json:
+        _print_json(info)
+        return
+    for key, value in info.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        if isinstance(value, dict):
+            shown = " ".join(f"{k}={v}" for k, v in value.items())
+        if key == "duration":
+            shown = format_duration(int(value))
+        click.echo(f"{key + ':':<17}{shown}")
 
 
 def _read_stdin() -> str:
@@ -648,6 +696,19 @@ def _exit_code_table() -> str:
     help="Write the secret to a 0600 file on tmpfs; put its path in ENV (repeatable).",
 )
 @click.option(
+    "--sealed",
+    is_flag=True,
+    help="The token is sealed (from `xtok approve`): open it with this run's request key "
+    "(deleted on first use); the secrets are the request's.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="XTOK_STATE_DIR",
+    show_envvar=True,
+    help="Where `xtok request` keeps its key (default: /dev/shm/xtok-UID).",
+)
+@click.option(
     "--min-ttl",
     metavar="DURATION",
     default="60s",
@@ -664,6 +725,8 @@ def run_cmd(
     token_env: str | None,
     secret_specs: tuple[str, ...],
     secret_file_specs: tuple[str, ...],
+    sealed: bool,
+    state_dir: Path | None,
     min_ttl: str,
     command: tuple[str, ...],
     aws: Any,
@@ -672,6 +735,9 @@ def run_cmd(
 
     \b
     xtok run --token-env XTOK_TOKEN --secret DB_PASS=prod/db -- ./deploy.sh
+
+    \b
+    xtok run --sealed --token-file approval.txt -- ./deploy.sh
 
     The command gets the secrets, never the token or any AWS credential.
     Tokens are never accepted on the command line.
@@ -683,12 +749,25 @@ def run_cmd(
     _refuse_token_as_command(command)
     refs = [parse_ref(s) for s in secret_specs]
     refs += [parse_ref(s, as_file=True) for s in secret_file_specs]
-    if not refs:
+    if sealed and refs:
+        raise UsageError(
+            "--sealed takes its secrets from the request",
+            tip="drop --secret/--secret-file; they were fixed by `xtok request`",
+        )
+    if not refs and not sealed:
         raise UsageError("no secret requested", tip="add --secret ENV=NAME")
     check_unique(refs)
     ttl = parse_duration(min_ttl)
     text, var = _read_token(token_stdin, token_file, token_env)
-    creds = tokens.parse(text)
+    if sealed:
+        from xtok import seal
+
+        request, creds = seal.open_sealed(
+            seal.SealedToken.parse(text), state_dir or seal.default_state_dir()
+        )
+        refs = list(request.secrets)
+    else:
+        creds = tokens.parse(text)
     creds.check_fresh(_now(), ttl)
     if creds.expiration is None:
         _warn("this token format carries no expiry: AWS alone decides whether it still works")
@@ -739,6 +818,201 @@ def _read_token(stdin: bool, path: str | None, env: str | None) -> tuple[str, st
             )
         raise UsageError(f"environment variable {var} is not set or empty")
     return value, var
+
+
+# --- request / approve (sealed tokens) -----------------------------------------------------
+
+
+@cli.command("request")
+@click.option(
+    "--secret",
+    "secret_specs",
+    multiple=True,
+    metavar="ENV=NAME[#JSONKEY]",
+    help="A secret the run needs, and the variable to put it in (repeatable).",
+)
+@click.option(
+    "--secret-file",
+    "secret_file_specs",
+    multiple=True,
+    metavar="ENV=NAME[#JSONKEY]",
+    help="A secret to deliver as a 0600 file whose path goes in ENV (repeatable).",
+)
+@click.option(
+    "--duration",
+    default="15m",
+    show_default=True,
+    metavar="DURATION",
+    envvar="XTOK_DURATION",
+    show_envvar=True,
+    help="The lifetime asked for.",
+)
+@click.option(
+    "--role",
+    "role_arn",
+    envvar="XTOK_ROLE",
+    show_envvar=True,
+    metavar="ARN",
+    help="The role the approver should assume (they may name another).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="XTOK_STATE_DIR",
+    show_envvar=True,
+    help="Private (0700) directory for the one-time key (default: /dev/shm/xtok-UID).",
+)
+@click.option("--ci", "ci_kind", metavar="KIND", help="CI kind (default: detected).")
+@click.option("--job", help="Job name (default: detected).")
+@click.option("--build", help="Build number (default: detected).")
+@click.option("--build-url", help="Build URL (default: detected).")
+@click.option("--commit", help="Commit (default: detected).")
+def request_cmd(
+    secret_specs: tuple[str, ...],
+    secret_file_specs: tuple[str, ...],
+    duration: str,
+    role_arn: str | None,
+    state_dir: Path | None,
+    ci_kind: str | None,
+    job: str | None,
+    build: str | None,
+    build_url: str | None,
+    commit: str | None,
+) -> None:
+    """Ask for a sealed token: print a request code for an approver (pipeline side).
+
+    The one-time private key stays in a private state directory; only this run can open the
+    token that `xtok approve` seals for the code. The run's identity (CI, job, build, commit)
+    is detected for Jenkins, GitHub Actions and GitLab CI.
+    """
+    from xtok import ci, seal
+    from xtok.fetch import check_unique, parse_ref
+    from xtok.mint import MAX_ROLE_DURATION, MIN_DURATION
+
+    refs = [parse_ref(s) for s in secret_specs]
+    refs += [parse_ref(s, as_file=True) for s in secret_file_specs]
+    if not refs:
+        raise UsageError("no secret requested", tip="add --secret ENV=NAME")
+    check_unique(refs)
+    seconds = parse_duration(duration)
+    if not MIN_DURATION <= seconds <= MAX_ROLE_DURATION:
+        raise UsageError(f"--duration {format_duration(seconds)} is outside 15m00s-12h00m00s")
+    identity = ci.identify(
+        os.environ, ci=ci_kind, job=job, build=build, url=build_url, commit=commit
+    )
+    request = seal.new_request(
+        identity, tuple(refs), seconds, role_arn, state_dir or seal.default_state_dir()
+    )
+    click.echo(request.encode())
+    _info(
+        f"request {request.id} for {identity.label}: ask an approver to run `xtok approve <code>`"
+    )
+
+
+@cli.command("approve")
+@click.argument("code", metavar="REQUEST_CODE")
+@click.option(
+    "--role",
+    "role_arn",
+    envvar="XTOK_ROLE",
+    show_envvar=True,
+    metavar="ARN",
+    help="The role to assume (default: the one the request names).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripted use).")
+@click.option("--copy", is_flag=True, help="Copy the sealed token to the clipboard.")
+@click.option(
+    "--jenkins",
+    "jenkins_url",
+    metavar="BUILD_URL",
+    help="Submit the sealed token to this build's pending input (Jenkins REST API).",
+)
+@click.option(
+    "--mfa-serial",
+    envvar="XTOK_MFA_SERIAL",
+    show_envvar=True,
+    help="MFA device ARN (default: the profile's mfa_serial).",
+)
+@click.option("--mfa-code", help="Current MFA code (prompted for when needed).")
+@aws_options()
+def approve_cmd(
+    code: str,
+    role_arn: str | None,
+    yes: bool,
+    copy: bool,
+    jenkins_url: str | None,
+    mfa_serial: str | None,
+    mfa_code: str | None,
+    aws: Any,
+) -> None:
+    """Approve a run's request: mint a scoped token and seal it to that run (approver side).
+
+    Shows what is being approved and asks to confirm. Mints with your own identity an
+    AssumeRole session whose session policy names exactly the requested secrets, and prints
+    the sealed token (safe to paste anywhere: only the requesting run can open it, once).
+    REQUEST_CODE may be - to read it from stdin.
+    """
+    from xtok import seal
+    from xtok.mint import MintRequest, mint
+    from xtok.request import RequestCode
+
+    request = RequestCode.parse(sys.stdin.read() if code == "-" else code)
+    role = role_arn or request.role
+    if role is None:
+        raise UsageError("the request names no role", tip="pass --role ARN")
+    who = request.identity
+    lines = [
+        ("CI", who.ci),
+        ("job", who.job or "-"),
+        ("build", (who.build or "-") + (f"  ({who.url})" if who.url else "")),
+        ("commit", who.commit or "-"),
+        (
+            "secrets",
+            ", ".join(
+                f"{r.env}={r.label}" + (" (file)" if r.as_file else "") for r in request.secrets
+            ),
+        ),
+        ("lifetime", format_duration(request.duration)),
+        ("role", role + ("  (not the one requested)" if request.role not in (None, role) else "")),
+        ("request", f"{request.id}  key {request.fingerprint}"),
+    ]
+    click.echo("xtok: approve this run?", err=True)
+    for key, value in lines:
+        click.echo(f"  {key + ':':<10}{value}", err=True)
+    if not yes:
+        if not sys.stdin.isatty() or code == "-":
+            raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
+        if not click.confirm("Approve?", default=False, err=True):
+            raise Interrupted("not approved: nothing was minted")
+    req = MintRequest(
+        duration=request.duration,
+        role_arn=role,
+        target=_target([r.name for r in request.secrets], None),
+        label=who.label if (who.job or who.build) else f"xtok-{request.id}",
+        mfa_serial=mfa_serial,
+        mfa_code=mfa_code,
+        tags=tuple(
+            (f"xtok:{k}", v)
+            for k, v in (
+                ("job", who.job),
+                ("build", who.build),
+                ("commit", who.commit),
+                ("request", request.id),
+            )
+            if v
+        ),
+    )
+    creds = mint(aws, req, _now(), _ask_mfa_code)
+    text = seal.seal(request, creds).encode()
+    if jenkins_url:
+        from xtok.jenkins import submit
+
+        input_id = submit(jenkins_url, text)
+        _info(f"sealed token submitted to {jenkins_url} (input {input_id})")
+        if creds.expiration is not None:
+            _info(f"explodes at {_clock(creds.expiration)}")
+    else:
+        _emit(text, creds, copy=copy, what="sealed token")
 
 
 # --- revoke -------------------------------------------------------------------------------

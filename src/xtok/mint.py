@@ -39,6 +39,7 @@ class MintRequest:
     label: str | None = None
     mfa_serial: str | None = None
     mfa_code: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # more session tags (key, value), e.g. job, commit
 
     def __post_init__(self) -> None:
         limit = MAX_ROLE_DURATION if self.role_arn else MAX_SESSION_TOKEN_DURATION
@@ -101,8 +102,9 @@ def mint(
     extra: dict[str, Any] = dict(mfa)
     if req.target is not None:
         extra["Policy"] = compact(session_policy(req.target))
-    if req.label:
-        extra["Tags"] = [{"Key": LABEL_TAG, "Value": _tag_value(req.label)}]
+    tags = ((LABEL_TAG, req.label),) if req.label else ()
+    if tags + req.tags:
+        extra["Tags"] = [{"Key": k, "Value": _tag_value(v)} for k, v in tags + req.tags]
     with aws_errors(f"AssumeRole of {req.role_arn} failed"):
         resp = sts.assume_role(
             RoleArn=req.role_arn,

@@ -1,0 +1,133 @@
+"""Answering a Jenkins build's pending `input` step over Jenkins' REST API.
+
+Finds the step at `BUILD_URL/wfapi/pendingInputActions`, then POSTs the sealed token to
+`BUILD_URL/input/ID/proceed` as the `json` form field. Authenticates with a user and API token
+(JENKINS_USER_ID / JENKINS_API_TOKEN, or ~/.netrc); fetches a CSRF crumb only when Jenkins asks
+for one. The token never appears in a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.cookiejar
+import json
+import netrc
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from xtok.errors import AccessDenied, ConfigError, NetworkError, NotFound, UsageError
+
+INPUT_ID = "XtokToken"
+PARAMETER = "XTOK_TOKEN"
+TIMEOUT = 30
+
+
+def _auth_header(url: str) -> dict[str, str]:
+    user, token = os.environ.get("JENKINS_USER_ID"), os.environ.get("JENKINS_API_TOKEN")
+    if not (user and token):
+        host = urllib.parse.urlsplit(url).hostname or ""
+        try:
+            entry = netrc.netrc().authenticators(host)
+        except (FileNotFoundError, netrc.NetrcParseError):
+            entry = None
+        if entry is None:
+            raise ConfigError(
+                "no Jenkins credentials",
+                tip="set JENKINS_USER_ID and JENKINS_API_TOKEN, or add the host to ~/.netrc",
+            )
+        user, token = entry[0], entry[2] or ""
+    pair = base64.b64encode(f"{user}:{token}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
+
+
+class _Client:
+    def __init__(self, build_url: str) -> None:
+        parts = urllib.parse.urlsplit(build_url)
+        if parts.scheme not in ("http", "https") or "/job/" not in parts.path:
+            raise UsageError(
+                f"--jenkins {build_url!r} is not a Jenkins build URL",
+                tip="e.g. https://jenkins.example/job/deploy/42/",
+            )
+        self.build = build_url.rstrip("/") + "/"
+        self.root = self.build[: self.build.index("/job/") + 1]
+        self.headers = _auth_header(build_url)
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        # The scheme is checked in __init__: http(s) only.
+        request = urllib.request.Request(  # noqa: S310
+            url, data=data, method=method, headers={**self.headers, **(headers or {})}
+        )
+        try:
+            with self.opener.open(request, timeout=TIMEOUT) as response:
+                return int(response.status), response.read()
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise NetworkError(
+                f"cannot reach Jenkins at {self.root}: {reason}",
+                tip="check the build URL and the network",
+            ) from None
+
+    def crumb(self) -> dict[str, str]:
+        status, body = self.call("GET", self.root + "crumbIssuer/api/json")
+        if status != 200:
+            return {}
+        data = json.loads(body)
+        return {str(data["crumbRequestField"]): str(data["crumb"])}
+
+
+def _check(status: int, what: str) -> None:
+    if status in (401, 403):
+        raise AccessDenied(
+            f"Jenkins refused {what} (HTTP {status})",
+            tip="check the user and API token, and that you may submit this input",
+        )
+    if status == 404:
+        raise NotFound(f"Jenkins has no {what} (HTTP 404)", tip="check the build URL")
+    if status >= 400:
+        raise NetworkError(f"Jenkins answered HTTP {status} to {what}")
+
+
+def submit(
+    build_url: str, token: str, *, input_id: str = INPUT_ID, parameter: str = PARAMETER
+) -> str:
+    """Submit `token` to the build's pending xtok input; return the input's id."""
+    client = _Client(build_url)
+    status, body = client.call("GET", client.build + "wfapi/pendingInputActions")
+    _check(status, "pending inputs for this build")
+    try:
+        actions: list[dict[str, Any]] = json.loads(body)
+    except ValueError:
+        raise NetworkError("Jenkins' pendingInputActions answer is not JSON") from None
+    match = [a for a in actions if str(a.get("id", "")).lower() == input_id.lower()]
+    if not match:
+        raise NotFound(
+            f"the build has no pending input {input_id!r}",
+            tip="is the build waiting at withExplodingToken's approval step?",
+        )
+    action_id = str(match[0]["id"])
+    form = urllib.parse.urlencode(
+        {"json": json.dumps({"parameter": [{"name": parameter, "value": token}]})}
+    ).encode()
+    url = f"{client.build}input/{urllib.parse.quote(action_id)}/proceed"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, _ = client.call("POST", url, form, headers)
+    if status == 403:  # Jenkins wants a CSRF crumb (password logins): fetch one and retry
+        crumb = client.crumb()
+        if crumb:
+            status, _ = client.call("POST", url, form, {**headers, **crumb})
+    _check(status, f"the submission to input {action_id}")
+    return action_id
