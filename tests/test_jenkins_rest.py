@@ -1,0 +1,195 @@
+"""`xtok approve --jenkins BUILD_URL`: submitting the sealed token to a pending input step.
+
+No Jenkins can run here. `FakeJenkins` stands in for it: a loopback HTTP server implementing
+the two endpoints as Jenkins documents them (`wfapi/pendingInputActions`, and
+`input/ID/proceed` taking the `json` form field), Basic auth with an API token, and, when
+switched on, the CSRF crumb (`crumbIssuer/api/json` + `Jenkins-Crumb` header + session cookie).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+from conftest import ACCOUNT, CANARY, DevServer, Result, aws_env, run_xtok
+
+USER, API_TOKEN = "ops", "11aa22bb33cc44dd55ee66ff77889900aa"
+
+
+class FakeJenkins(ThreadingHTTPServer):
+    require_crumb = False
+    pending = True
+    submitted: list[dict[str, object]]
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.submitted = []
+
+    @property
+    def build_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/job/deploy/42/"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeJenkins
+
+    def _authorized(self) -> bool:
+        expected = "Basic " + base64.b64encode(f"{USER}:{API_TOKEN}".encode()).decode()
+        return self.headers.get("Authorization") == expected
+
+    def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if not self._authorized():
+            return self._reply(401)
+        if self.path == "/job/deploy/42/wfapi/pendingInputActions":
+            actions = (
+                [
+                    {
+                        "id": "XtokToken",
+                        "proceedText": "Proceed",
+                        "message": "xtok approval",
+                        "inputs": [{"name": "XTOK_TOKEN", "type": "PasswordParameterDefinition"}],
+                        "proceedUrl": "/job/deploy/42/wfapi/inputSubmit?inputId=XtokToken",
+                        "abortUrl": "/job/deploy/42/input/XtokToken/abort",
+                    }
+                ]
+                if self.server.pending
+                else []
+            )
+            return self._reply(
+                200, json.dumps(actions).encode(), {"Content-Type": "application/json"}
+            )
+        if self.path == "/crumbIssuer/api/json":
+            crumb = {"crumb": "c0ffee", "crumbRequestField": "Jenkins-Crumb"}
+            return self._reply(
+                200, json.dumps(crumb).encode(), {"Set-Cookie": "JSESSIONID.x=session1; Path=/"}
+            )
+        if self.path == "/job/deploy/42/":
+            return self._reply(200, b"<html>build</html>")
+        return self._reply(404)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        if not self._authorized():
+            return self._reply(401)
+        if self.server.require_crumb and not (
+            self.headers.get("Jenkins-Crumb") == "c0ffee"
+            and "JSESSIONID.x=session1" in (self.headers.get("Cookie") or "")
+        ):
+            return self._reply(403, b"No valid crumb was included in the request")
+        if self.path != "/job/deploy/42/input/XtokToken/proceed" or not self.server.pending:
+            return self._reply(404)
+        form = parse_qs(body)
+        self.server.submitted.append(json.loads(form["json"][0]))
+        self.server.pending = False
+        return self._reply(302, headers={"Location": "/job/deploy/42/"})
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def jenkins() -> Iterator[FakeJenkins]:
+    server = FakeJenkins()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def xtok(xtok_server: DevServer, tmp_path: Path, unique: str) -> Callable[..., Result]:
+    env = {
+        **aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key),
+        "XTOK_STATE_DIR": str(tmp_path / "state"),
+        "JENKINS_USER_ID": USER,
+        "JENKINS_API_TOKEN": API_TOKEN,
+        "HOME": str(tmp_path),
+    }
+
+    def call(*args: str, stdin: str | None = None, **extra: str) -> Result:
+        return run_xtok(list(args), {**env, **extra}, stdin=stdin)
+
+    assert call("secret", "put", f"jk-{unique}/db", stdin=CANARY).code == 0
+    assert (
+        call(
+            "setup",
+            "aws",
+            "--role-name",
+            f"jk-{unique}",
+            "--trust",
+            f"arn:aws:iam::{ACCOUNT}:user/admin",
+            "--unsafe-no-mfa",
+            "--prefix",
+            f"jk-{unique}/",
+        ).code
+        == 0
+    )
+    return call
+
+
+def pending_request(xtok: Callable[..., Result], unique: str) -> str:
+    res = xtok(
+        "request",
+        "--secret",
+        f"DB=jk-{unique}/db",
+        "--role",
+        f"arn:aws:iam::{ACCOUNT}:role/jk-{unique}",
+    )
+    assert res.code == 0, res.err
+    return res.out.strip()
+
+
+@pytest.mark.parametrize("crumb", [False, True], ids=["api-token", "with-crumb"])
+def test_approve_submits_to_the_pending_input(
+    xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, crumb: bool
+) -> None:
+    jenkins.require_crumb = crumb
+    code = pending_request(xtok, unique)
+    res = xtok("approve", code, "--yes", "--jenkins", jenkins.build_url)
+    assert res.code == 0, res.err
+    assert "submitted to" in res.err and "input XtokToken" in res.err
+    assert res.out == ""  # the token went to Jenkins, not to the terminal
+    (submission,) = jenkins.submitted
+    (parameter,) = submission["parameter"]  # type: ignore[misc]
+    assert parameter["name"] == "XTOK_TOKEN"
+    assert parameter["value"] not in res.err
+    # What Jenkins received is what the waiting run opens.
+    run = xtok("run", "--sealed", "--", "sh", "-c", 'echo "db=$DB"', XTOK_TOKEN=parameter["value"])
+    assert run.code == 0 and "db=***" in run.out
+
+
+def test_refusals_are_clear(xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins) -> None:
+    code = pending_request(xtok, unique)
+    bad_auth = xtok(
+        "approve", code, "--yes", "--jenkins", jenkins.build_url, JENKINS_API_TOKEN="wrong"
+    )
+    assert bad_auth.code == 204 and "Jenkins refused" in bad_auth.err
+    jenkins.pending = False
+    nothing = xtok("approve", code, "--yes", "--jenkins", jenkins.build_url)
+    assert nothing.code == 205 and "no pending input 'XtokToken'" in nothing.err
+    not_a_build = xtok("approve", code, "--yes", "--jenkins", "ftp://x/job/a/1/")
+    assert not_a_build.code == 200 and "not a Jenkins build URL" in not_a_build.err
+    no_creds = xtok(
+        "approve",
+        code,
+        "--yes",
+        "--jenkins",
+        jenkins.build_url,
+        JENKINS_USER_ID="",
+        JENKINS_API_TOKEN="",
+    )
+    assert no_creds.code == 208 and "no Jenkins credentials" in no_creds.err
