@@ -1,0 +1,62 @@
+// withExplodingToken: run one command with secrets that a human approves for this build only.
+//
+//   withExplodingToken(secrets: [DB_PASS: 'prod/db'], duration: '15m', submitter: 'ops',
+//                      role: 'arn:aws:iam::123456789012:role/xtok-ci') { './deploy.sh' }
+//
+// 1. `xtok request` keeps a one-time key on this agent and prints a request code.
+// 2. The build waits at an `input` step that shows the code and the `xtok approve` line.
+// 3. The approver's sealed token opens only here, once: `xtok run --sealed` fetches the
+//    secrets and runs the command with them, its output masked.
+// The token reaches xtok through the environment; it is never part of a `sh` script text.
+
+def call(Map args = [:], Closure body = null) {
+    Map secrets = args.secrets ?: [:]
+    if (!secrets) {
+        error('withExplodingToken: secrets: [ENV: \'secret-name\', ...] is required')
+    }
+    String command = args.command ?: (body != null ? body.call() : null)
+    if (!command) {
+        error('withExplodingToken: give the command to run, e.g. { \'./deploy.sh\' }')
+    }
+    List<String> words = ['xtok', 'request']
+    secrets.each { name, secret ->
+        if (!(name ==~ /[A-Za-z_][A-Za-z0-9_]*/) || !(secret ==~ /[A-Za-z0-9\/_+=.@#-]+/)) {
+            error("withExplodingToken: invalid secret entry ${name}")
+        }
+        words += ['--secret', "${name}=${secret}".toString()]
+    }
+    words += ['--duration', (args.duration ?: '15m').toString()]
+    if (args.role) {
+        words += ['--role', args.role.toString()]
+    }
+    String request = sh(script: shellWords(words), returnStdout: true, label: 'xtok request').trim()
+    String approveLine = "xtok approve ${request} --jenkins ${env.BUILD_URL}"
+    def token
+    try {
+        token = input(
+            id: 'XtokToken',
+            message: "Approve this run's secrets (${secrets.values().join(', ')}).\n\n" +
+                "Request code:\n${request}\n\nApprover, run:\n${approveLine}\n\n" +
+                'or paste the sealed token that `xtok approve` prints.',
+            ok: 'Run',
+            submitter: args.submitter,
+            parameters: [password(name: 'XTOK_TOKEN',
+                                  description: 'The sealed token from xtok approve')])
+    } catch (err) {
+        error('withExplodingToken: approval aborted or timed out; the command was not run')
+    }
+    withEnv(["XTOK_TOKEN=${token}"]) {
+        sh(script: shellWords(['xtok', 'run', '--sealed', '--token-env', 'XTOK_TOKEN', '--']) +
+               ' ' + command,
+           label: 'xtok run --sealed')
+    }
+}
+
+// Each word single-quoted for sh, so no value is ever parsed by the shell.
+private static String shellWords(List<String> words) {
+    List<String> quoted = []
+    for (String word : words) {
+        quoted.add("'" + word.replace("'", "'\"'\"'") + "'")
+    }
+    return quoted.join(' ')
+}

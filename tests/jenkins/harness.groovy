@@ -1,0 +1,71 @@
+// Runs a vars/*.groovy step outside Jenkins: every step it calls is a stub that records its
+// arguments; a step without a stub fails loudly (MissingMethodException). Prints the record
+// as JSON. Usage: groovy harness.groovy VARS_FILE SCENARIO
+import groovy.json.JsonOutput
+
+class StepFailed extends RuntimeException {
+    StepFailed(String message) { super(message) }
+}
+
+def (String varsFile, String scenario) = args
+List calls = []
+Map currentEnv = [:]
+String sealed = 'xtoks1.SEALED-TOKEN-VALUE.chk'
+String request = 'xtokr1.REQUEST-CODE.chk'
+
+Binding binding = new Binding()
+binding.setVariable('env', [BUILD_URL: 'https://ci.example/job/deploy/42/'])
+binding.setVariable('sh', { Map m ->
+    calls << [step: 'sh', script: m.script, label: m.label, env: new LinkedHashMap(currentEnv)]
+    return m.returnStdout ? request + '\n' : 0
+})
+binding.setVariable('echo', { String text -> calls << [step: 'echo', text: text] })
+binding.setVariable('error', { String message ->
+    calls << [step: 'error', message: message]
+    throw new StepFailed(message)
+})
+binding.setVariable('password', { Map m -> [kind: 'password'] + m })
+binding.setVariable('input', { Map m ->
+    calls << [step: 'input', id: m.id, message: m.message, submitter: m.submitter,
+              parameters: m.parameters]
+    if (scenario == 'abort') {
+        throw new InterruptedException('aborted by user')  // what an aborted input raises
+    }
+    return sealed
+})
+binding.setVariable('withEnv', { List vars, Closure body ->
+    calls << [step: 'withEnv', vars: vars.collect { it.toString() }]
+    Map saved = new LinkedHashMap(currentEnv)
+    vars.each { String kv -> def (k, v) = kv.split('=', 2); currentEnv[k] = v }
+    try { body.call() } finally { currentEnv.clear(); currentEnv.putAll(saved) }
+})
+
+def step = new GroovyShell(binding).parse(new File(varsFile))
+def result = null
+try {
+    switch (scenario) {
+        case 'approve':
+        case 'abort':
+            result = step.call(secrets: [DB_PASS: 'prod/db', API: 'prod/api#token'],
+                               duration: '20m', submitter: 'ops',
+                               role: 'arn:aws:iam::123456789012:role/xtok-ci') {
+                './deploy.sh --env prod'
+            }
+            break
+        case 'bad-secret':
+            result = step.call(secrets: ['DB PASS': 'prod/db; rm -rf /']) { 'true' }
+            break
+        case 'no-command':
+            result = step.call(secrets: [DB: 'prod/db'])
+            break
+        case 'legacy':
+            result = step.call()
+            break
+        default:
+            throw new IllegalArgumentException("unknown scenario ${scenario}")
+    }
+} catch (StepFailed failed) {
+    calls << [step: 'failed', message: failed.message]
+}
+println JsonOutput.toJson([calls: calls, result: result?.toString(), sealed: sealed,
+                           request: request])
