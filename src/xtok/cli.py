@@ -905,7 +905,8 @@ def request_cmd(
     )
     click.echo(request.encode())
     _info(
-        f"request {request.id} for {identity.label}: ask an approver to run `xtok approve <code>`"
+        f"request {request.id} (key {request.fingerprint}) for {identity.label}: ask an "
+        "approver to run `xtok approve <code>`"
     )
 
 
