@@ -1,69 +1,100 @@
-"""Masking secret values in a byte stream.
+"""Masking secret values in a byte stream, at close to pipe speed.
 
-`Masker` is fed arbitrary chunks and returns what may be written now: every occurrence of any
-pattern is replaced by `***` (overlapping or adjacent occurrences become one `***`), bytes that
-might be the start of a pattern are held back until the next chunk shows what follows, and
-everything else comes out at once. The result equals masking the whole stream in one piece,
-whatever the chunking.
+`Masker.feed` takes arbitrary chunks and returns what may be written now: every occurrence of
+any pattern is replaced by `***` (overlapping or touching occurrences become one `***`), the
+longest tail that could still grow into a pattern is held back (never more than the longest
+pattern minus one byte), and everything else comes out at once. The output equals masking the
+whole stream in one piece, whatever the chunking; memory is bounded by the held tail.
+
+Matching is done by `xtok.matcher` (Hyperscan, else Aho-Corasick in Rust, else Python).
 """
 
 from __future__ import annotations
 
 import sys
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
+from xtok.matcher import Matcher, Span, best
+from xtok.variants import MIN_SECRET_LEN
+
 MARK = b"***"
-MIN_SECRET_LEN = 4  # shorter values would mask common text; they are reported instead
+_PROBE = 4  # pattern prefixes this long locate candidate tails quickly
 
 
-def patterns_for(value: bytes) -> list[bytes]:
-    """The byte patterns that reveal `value` when printed. Here: the raw value."""
-    return [value] if len(value) >= MIN_SECRET_LEN else []
+class Patterns:
+    """A compiled pattern set, shared by the maskers of one run (stdout and stderr)."""
+
+    def __init__(self, patterns: Iterable[bytes], matcher: type[Matcher] | None = None) -> None:
+        self.items = sorted({p for p in patterns if p})
+        self.longest = max(map(len, self.items), default=0)
+        build = matcher or best
+        self.matcher = build(self.items) if self.items else None
+        probes = {p[:_PROBE] for p in self.items if len(p) > _PROBE}
+        self._probe = build(sorted(probes)) if probes else None
+        self._short = {p[:n] for p in self.items for n in range(1, min(_PROBE, len(p) - 1) + 1)}
+
+    def undecided_tail(self, buf: bytes) -> int:
+        """Length of the longest tail of `buf` that is a proper prefix of some pattern."""
+        window = min(self.longest - 1, len(buf))
+        if window <= 0:
+            return 0
+        tail = buf[len(buf) - window :]
+        # Candidates: where a pattern's first _PROBE bytes occur, plus the last few bytes.
+        starts = sorted({s for s, _ in self._probe.spans(tail, window)} if self._probe else ())
+        starts += [window - n for n in range(min(_PROBE, window), 0, -1)]
+        for start in starts:
+            if self._is_proper_prefix(tail[start:]):
+                return window - start
+        return 0
+
+    def _is_proper_prefix(self, piece: bytes) -> bool:
+        if len(piece) <= _PROBE and piece not in self._short:
+            return False
+        i = bisect_left(self.items, piece)
+        for candidate in self.items[i : i + 2]:  # piece itself may be a pattern; look past it
+            if len(candidate) > len(piece) and candidate.startswith(piece):
+                return True
+        return False
 
 
 class Masker:
-    def __init__(self, patterns: Iterable[bytes]) -> None:
-        self._patterns = sorted({p for p in patterns if p}, key=len, reverse=True)
-        self._longest = len(self._patterns[0]) if self._patterns else 0
+    def __init__(self, patterns: Patterns | Iterable[bytes]) -> None:
+        self._set = patterns if isinstance(patterns, Patterns) else Patterns(patterns)
         self._held = b""
         self._masked_until = 0  # bytes of `_held` already known to be inside a match
         self._in_mark = False  # the last output ended inside a masked run
 
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
     def feed(self, data: bytes) -> bytes:
-        if not self._patterns:
+        if self._set.matcher is None:
             return data
-        buf = self._held + data
-        hold = self._undecided_tail(buf)
-        return self._emit(buf, len(buf) - hold)
+        buf = self._held + data if self._held else data
+        return self._emit(buf, len(buf) - self._set.undecided_tail(buf))
 
     def flush(self) -> bytes:
         """Everything still held, at end of stream."""
-        buf = self._held
-        return self._emit(buf, len(buf)) if self._patterns else b""
-
-    def _undecided_tail(self, buf: bytes) -> int:
-        """Length of the longest tail of `buf` that is a proper prefix of some pattern."""
-        for n in range(min(self._longest - 1, len(buf)), 0, -1):
-            tail = buf[-n:]
-            if any(p.startswith(tail) for p in self._patterns if len(p) > n):
-                return n
-        return 0
+        return self._emit(self._held, len(self._held)) if self._set.matcher else b""
 
     def _emit(self, buf: bytes, cut: int) -> bytes:
         if cut == 0:
             self._held = buf
             return b""
-        # Every match starting before `cut` lies wholly inside `buf` (see _undecided_tail).
-        spans = [(0, self._masked_until)] if self._masked_until else []
-        for p in self._patterns:
-            start = buf.find(p, 0, cut + len(p) - 1)
-            while start != -1:
-                spans.append((start, start + len(p)))
-                start = buf.find(p, start + 1, cut + len(p) - 1)
+        # Every match starting before `cut` lies wholly inside `buf` (see undecided_tail).
+        assert self._set.matcher is not None  # noqa: S101 - checked by the callers
+        spans = self._set.matcher.spans(buf, cut)
+        if self._masked_until:
+            spans.append((0, self._masked_until))
+        if not spans:
+            self._held, self._in_mark, self._masked_until = buf[cut:], False, 0
+            return buf[:cut] if cut < len(buf) else buf
         out = bytearray()
         pos = 0
         last_end = -1
-        for start, end in _merged(spans):
+        for start, end in merged(spans):
             out += buf[pos:start]
             if not (start == 0 and self._in_mark):
                 out += MARK
@@ -76,20 +107,20 @@ class Masker:
         return bytes(out)
 
 
-def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def merged(spans: Sequence[Span]) -> list[Span]:
     """Union of overlapping or touching spans, in order."""
-    merged: list[tuple[int, int]] = []
+    out: list[Span] = []
     for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
         else:
-            merged.append((start, end))
-    return merged
+            out.append((start, end))
+    return out
 
 
 def redact(text: str, values: Sequence[bytes]) -> str:
     """`text` with every value in `values` masked (for error messages that might echo input)."""
-    if not values:
+    if not any(values):
         return text
     masker = Masker(v for v in values if v)
     raw = text.encode("utf-8", "surrogateescape")

@@ -21,7 +21,8 @@ from types import FrameType
 
 from xtok.errors import Interrupted, LaunchError
 from xtok.fetch import SecretRef
-from xtok.mask import Masker, patterns_for, warn_short
+from xtok.mask import Masker, Patterns, warn_short
+from xtok.variants import patterns_for
 from xtok.sensitive import Secret
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -139,8 +140,9 @@ def _relay(child: subprocess.Popen[bytes], patterns: list[bytes]) -> None:
     if child.stdout is None or child.stderr is None:
         raise RuntimeError("the child was started without pipes")
     sel = selectors.DefaultSelector()
+    compiled = Patterns(patterns)  # one compiled set; a masker (and its held tail) per stream
     for pipe, out_fd in ((child.stdout, 1), (child.stderr, 2)):
-        sel.register(pipe.fileno(), selectors.EVENT_READ, (Masker(patterns), out_fd))
+        sel.register(pipe.fileno(), selectors.EVENT_READ, (Masker(compiled), out_fd))
     broken: set[int] = set()
 
     def write(fd: int, data: bytes) -> None:
