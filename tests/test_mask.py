@@ -56,7 +56,7 @@ def leaks(out: bytes, encoded: bytes, n: int = 6) -> list[bytes]:
     return [flat[i : i + n] for i in range(len(flat) - n + 1) if flat[i : i + n] in text]
 
 
-# 1-3: chunking, repeated prefixes, overlaps -----------------------------------------------------
+# 1-3: chunking, repeated prefixes, overlaps
 
 
 def test_split_across_writes_and_byte_by_byte(matcher: type[Matcher]) -> None:
@@ -83,7 +83,7 @@ def test_overlapping_and_nested_secrets_mask_the_union(matcher: type[Matcher]) -
     assert nested.feed(b"[outer-SECRET-outer]") + nested.flush() == b"[***]"
 
 
-# 4: base64 ---------------------------------------------------------------------------------------
+# 4: base64
 
 
 @pytest.mark.parametrize("prefix", [b"", b"u", b"user:"], ids=["offset0", "offset1", "offset2"])
@@ -113,7 +113,7 @@ def test_base64_wrapped_at_76_columns(matcher: type[Matcher]) -> None:
         )
 
 
-# 5: URL, JSON, shell ------------------------------------------------------------------------------
+# 5: URL, JSON, shell
 
 QUOTEY = b'it\'s a "quoted" p@ss/w0rd & more\\'
 
@@ -151,7 +151,7 @@ def test_shell_trace_quoting(matcher: type[Matcher], shell: str) -> None:
     assert b"sec" not in out and b"line two" not in out, out
 
 
-# 6: multi-line secrets ------------------------------------------------------------------------------
+# 6: multi-line secrets
 
 PEM = (
     b"-----BEGIN PRIVATE KEY-----\n"
@@ -173,7 +173,7 @@ def test_multiline_secret_whole_and_each_line(matcher: type[Matcher]) -> None:
             assert out == b"log: " + line + b"\n"
 
 
-# 7-10: short values, pauses, progress bars, binary ---------------------------------------------
+# 7-10: short values, pauses, progress bars, binary
 
 
 def test_short_values_are_not_patterns_and_do_not_blow_up(matcher: type[Matcher]) -> None:
@@ -213,7 +213,7 @@ def test_redact() -> None:
     assert redact("value 'topsecret' is too long", [b"topsecret"]) == "value '***' is too long"
 
 
-# property: any chunking equals the reference ---------------------------------------------------------
+# property: any chunking equals the reference
 
 
 @pytest.mark.parametrize("matcher_cls", MATCHERS, ids=lambda m: m.name)
