@@ -1,6 +1,6 @@
-"""boto3 sessions for xtok and the translation of AWS failures into xtok errors.
+"""botocore sessions for xtok and the translation of AWS failures into xtok errors.
 
-boto3 is imported lazily: commands that never talk to AWS (`--help`, `inspect`, `policy`) must
+botocore is imported lazily: commands that never talk to AWS (`--help`, `inspect`, `policy`) must
 start fast. botocore's debug logging is never enabled here: it prints signed requests, session
 tokens included.
 """
@@ -26,7 +26,7 @@ from xtok.errors import (
 from xtok.mask import redact
 
 if TYPE_CHECKING:
-    import boto3
+    from botocore.session import Session as BotocoreSession
 
     from xtok.token import Credentials
 
@@ -81,35 +81,38 @@ class AwsConfig:
     endpoint_url: str | None = None
 
 
-def session(config: AwsConfig, creds: Credentials | None = None) -> boto3.Session:
-    """A boto3 session: the profile/env chain, or exactly `creds` when given."""
-    import boto3
-    import botocore.exceptions
+def session(config: AwsConfig, creds: Credentials | None = None) -> BotocoreSession:
+    """A botocore session (boto3's engine, without boto3's import cost): the profile/env
+    chain, or exactly `creds` when given."""
+    import botocore.session
 
-    try:
-        if creds is None:
-            return boto3.Session(profile_name=config.profile, region_name=config.region)
-        return boto3.Session(
-            aws_access_key_id=creds.access_key_id,
-            aws_secret_access_key=creds.secret_access_key.reveal_text(),
-            aws_session_token=creds.session_token.reveal_text(),
-            region_name=config.region or creds.region,
-        )
-    except botocore.exceptions.ProfileNotFound as exc:
-        raise ConfigError(f"{exc}", tip="check --profile / AWS_PROFILE and ~/.aws/config") from None
+    sess = botocore.session.Session(profile=config.profile)
+    if creds is not None:
+        sess.set_credentials(creds.access_key_id, creds.secret_access_key.reveal_text(),
+                             creds.session_token.reveal_text())
+    region = config.region or (creds.region if creds else None)
+    if region:
+        sess.set_config_variable("region", region)
+    return sess
 
 
-def client(sess: boto3.Session, service: str, config: AwsConfig) -> Any:
+def region_of(sess: BotocoreSession) -> str | None:
+    with aws_errors("cannot read the AWS configuration"):
+        region = sess.get_config_variable("region")
+    return str(region) if region else None
+
+
+def client(sess: BotocoreSession, service: str, config: AwsConfig) -> Any:
     """A client with short timeouts and few retries: a CI step should fail fast and clearly."""
     from botocore.config import Config
 
-    region = sess.region_name
+    region = region_of(sess)
     if region is None and service in ("sts", "iam"):
         region = _GLOBAL_SERVICES_REGION
     with aws_errors(f"cannot create the {service} client"):
         try:
-            return sess.client(
-                service,  # type: ignore[call-overload]
+            return sess.create_client(
+                service,
                 region_name=region,
                 endpoint_url=config.endpoint_url,
                 config=Config(

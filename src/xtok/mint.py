@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from xtok.aws import AwsConfig, aws_errors, client, session
+from xtok.aws import AwsConfig, aws_errors, client, region_of, session
 from xtok.duration import format_duration
 from xtok.errors import UsageError
 from xtok.policy import Target, compact, session_policy
@@ -91,7 +91,7 @@ def mint(
         if not _MFA_CODE.match(code):
             raise UsageError("the MFA code must be 6 digits")
     mfa: dict[str, Any] = {"SerialNumber": serial, "TokenCode": code} if serial else {}
-    region = config.region or sess.region_name
+    region = config.region or region_of(sess)
     if req.role_arn is None:
         with aws_errors("GetSessionToken failed"):
             resp = sts.get_session_token(DurationSeconds=req.duration, **mfa)
@@ -142,6 +142,6 @@ def _tag_value(label: str) -> str:
 
 
 def _profile_mfa_serial(sess: Any) -> str | None:
-    # boto3 does not expose the profile's settings; its botocore session does.
-    serial = sess._session.get_scoped_config().get("mfa_serial")
+    with aws_errors("cannot read the AWS profile"):
+        serial = sess.get_scoped_config().get("mfa_serial")
     return serial if isinstance(serial, str) and serial else None
