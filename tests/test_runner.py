@@ -1,0 +1,174 @@
+"""The hardened runner, through the real `xtok run` against `xtok server --dev`: secret files
+gone on every exit path, signals forwarded, nothing in any command line, exit statuses, and
+output that stays interactive."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CANARY, DevServer, aws_env, run_xtok
+
+
+@pytest.fixture(scope="module")
+def env(xtok_server: DevServer) -> dict[str, str]:
+    base = aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key)
+    assert run_xtok(["secret", "put", "runner/canary"], base, stdin=CANARY).code == 0
+    token = run_xtok(["token"], base).out.strip()
+    return {**base, "XTOK_TOKEN": token}
+
+
+def start(env: dict[str, str], script: str, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xtok",
+            "run",
+            "--secret-file",
+            "F=runner/canary",
+            "--secret",
+            "S=runner/canary",
+            *extra,
+            "--",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(path: Path) -> str:
+    for _ in range(600):
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_to_xtok_is_forwarded_and_files_removed(
+    env: dict[str, str], tmp_path: Path, sig: signal.Signals
+) -> None:
+    ready, got = tmp_path / "ready", tmp_path / "got"
+    script = (
+        "import os, signal, sys, time\n"
+        f"def handler(n, f):\n    open({str(got)!r}, 'w').write(str(n)); sys.exit(5)\n"
+        f"signal.signal({int(sig)}, handler)\n"
+        f"open({str(ready)!r}, 'w').write(os.environ['F'])\n"
+        "time.sleep(60)\n"
+    )
+    proc = start(env, script)
+    secret_file = Path(wait_for(ready))
+    assert secret_file.exists()
+    proc.send_signal(sig)
+    proc.communicate(timeout=30)
+    assert got.read_text() == str(int(sig))  # the child received the same signal
+    assert proc.returncode == 5  # and its own exit status came back
+    assert not secret_file.exists() and not secret_file.parent.exists()
+
+
+def test_files_removed_when_the_child_is_killed(env: dict[str, str], tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    script = f"import os, time; open({str(ready)!r}, 'w').write(os.environ['F']); time.sleep(60)"
+    proc = start(env, script)
+    secret_file = Path(wait_for(ready))
+    child = int(
+        subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+    )
+    os.kill(child, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGKILL
+    assert not secret_file.exists()
+
+
+def test_no_secret_in_any_command_line(env: dict[str, str], tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    script = f"import time; open({str(ready)!r}, 'w').write('x'); time.sleep(60)"
+    proc = start(env, script)
+    wait_for(ready)
+    pids = [proc.pid] + [
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=True
+        ).stdout.split()
+    ]
+    for pid in pids:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert CANARY.encode() not in cmdline
+        assert env["XTOK_TOKEN"].encode() not in cmdline
+        if pid != proc.pid:  # the child: the secret, but no token, no AWS credentials
+            assert CANARY.encode() in environ
+            assert env["XTOK_TOKEN"].encode() not in environ
+            assert b"\0AWS_" not in b"\0" + environ
+    proc.terminate()
+    proc.communicate(timeout=30)
+
+
+def test_a_prompt_without_newline_reaches_the_terminal_before_input(env: dict[str, str]) -> None:
+    script = (
+        "import sys; sys.stdout.write('Password: '); sys.stdout.flush(); "
+        "line = sys.stdin.readline(); print('got', len(line.strip()))"
+    )
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "xtok",
+                "run",
+                "--secret",
+                "S=runner/canary",
+                "--",
+                sys.executable,
+                "-c",
+                script,
+            ],
+            env,
+        )
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"Password: " not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            seen += os.read(fd, 1024)
+    assert b"Password: " in seen  # shown while the child still waits for its input
+    os.write(fd, b"hello\r")
+    while b"got 5" not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            try:
+                seen += os.read(fd, 1024)
+            except OSError:
+                break
+    os.waitpid(pid, 0)
+    os.close(fd)
+    assert b"got 5" in seen
+
+
+def test_exit_codes_are_listed_and_distinct(env: dict[str, str]) -> None:
+    res = run_xtok(["run", "--help"], env)
+    for code in ("200", "201", "202", "205", "209", "215"):
+        assert f"  {code}  " in res.out
+    assert (
+        run_xtok(["run", "--secret", "S=runner/canary", "--", "sh", "-c", "exit 3"], env).code == 3
+    )
+    assert (
+        run_xtok(
+            ["run", "--secret", "S=runner/canary", "--", "sh", "-c", "kill -TERM $$"], env
+        ).code
+        == 128 + 15
+    )
