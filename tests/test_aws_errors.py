@@ -185,3 +185,12 @@ def test_assume_role_request_carries_scope_identity_label_and_mfa(
     )
     policy = json.loads(form["Policy"])
     assert policy["Statement"][0]["Resource"] == "arn:aws:secretsmanager:*:*:secret:prod/db-??????"
+
+
+def test_fetch_network_failure_and_missing_region() -> None:
+    env = {**aws_env("http://127.0.0.1:9"), "XTOK_TOKEN": fresh_token()}  # nothing listens
+    res = run_xtok(["run", "--secret", "DB=prod/db", "--", "echo", "ran"], env)
+    assert res.code == 206 and "cannot read secret 'prod/db' (for DB)" in res.err
+    no_region = {k: v for k, v in env.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    res = run_xtok(["run", "--secret", "DB=prod/db", "--", "echo", "ran"], no_region)
+    assert res.code == 208 and "no AWS region" in res.err and "ran" not in res.out

@@ -88,8 +88,11 @@ def session(config: AwsConfig, creds: Credentials | None = None) -> BotocoreSess
 
     sess = botocore.session.Session(profile=config.profile)
     if creds is not None:
-        sess.set_credentials(creds.access_key_id, creds.secret_access_key.reveal_text(),
-                             creds.session_token.reveal_text())
+        sess.set_credentials(
+            creds.access_key_id,
+            creds.secret_access_key.reveal_text(),
+            creds.session_token.reveal_text(),
+        )
     region = config.region or (creds.region if creds else None)
     if region:
         sess.set_config_variable("region", region)
@@ -125,6 +128,16 @@ def client(sess: BotocoreSession, service: str, config: AwsConfig) -> Any:
             raise UsageError(str(exc), tip="e.g. --endpoint-url http://127.0.0.1:4566") from None
 
 
+def error_for(code: str, message: str, what: str, scrub: Sequence[bytes] = ()) -> Error:
+    """The xtok error for an AWS error code (and its message, shown only for unknown codes)."""
+    known = _BY_CODE.get(code)
+    if known:
+        cls, reason, tip = known
+        return cls(f"{what}: {reason} ({code})", tip=tip)
+    detail = redact(message, scrub)[:_MESSAGE_LIMIT]
+    return AwsError(f"{what}: {code}{': ' + detail if detail else ''}")
+
+
 @contextmanager
 def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
     """Translate botocore failures inside the block into xtok errors that start with `what`.
@@ -141,12 +154,7 @@ def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
         code = str(
             err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         )
-        known = _BY_CODE.get(code)
-        if known:
-            cls, reason, tip = known
-            raise cls(f"{what}: {reason} ({code})", tip=tip) from None
-        detail = redact(str(err.get("Message") or ""), scrub)[:_MESSAGE_LIMIT]
-        raise AwsError(f"{what}: {code}{': ' + detail if detail else ''}") from None
+        raise error_for(code, str(err.get("Message") or ""), what, scrub) from None
     except bx.NoRegionError:
         raise ConfigError(f"{what}: no AWS region configured", tip=_TIP_REGION) from None
     except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound) as exc:

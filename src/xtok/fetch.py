@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xtok.aws import AwsConfig, aws_errors, client, session
-from xtok.errors import AccessDenied, UsageError
+from xtok.aws import AwsConfig, aws_errors, error_for
+from xtok.errors import AccessDenied, ConfigError, UsageError
 from xtok.policy import check_secret_name
 from xtok.sensitive import Secret
 from xtok.token import Credentials
@@ -63,17 +66,109 @@ def fetch(
                     f"{ref.name!r}",
                     tip="ask the approver for a token that names this secret",
                 )
-    sm = client(session(config, creds), "secretsmanager", config)
+    reader = _Reader(creds, config)
     cache: dict[str, Secret] = {}
     out = []
     for ref in refs:
         if ref.name not in cache:
             with aws_errors(f"cannot read secret {ref.name!r} (for {ref.env})"):
-                resp = sm.get_secret_value(SecretId=ref.name)
-            raw = resp.get("SecretString")
-            cache[ref.name] = Secret(raw if raw is not None else resp.get("SecretBinary", b""))
+                cache[ref.name] = reader.get(ref.name, f"{ref.name!r} (for {ref.env})")
         out.append((ref, _select(ref, cache[ref.name])))
     return out
+
+
+class _Reader:
+    """GetSecretValue, signed by botocore's SigV4 signer and sent by botocore's HTTP session.
+
+    The fetch step runs on every pipeline start, so it skips building a full botocore client
+    (loading the service model and endpoint rules costs more than the call itself). The JSON
+    1.1 request and answer of this one operation are small and stable.
+    """
+
+    def __init__(self, creds: Credentials, config: AwsConfig) -> None:
+        from botocore.credentials import Credentials as Keys
+        from botocore.httpsession import URLLib3Session
+
+        region = (
+            config.region
+            or creds.region
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+        )
+        if not region:
+            raise ConfigError("no AWS region for the fetch", tip="pass --region or set AWS_REGION")
+        self.region: str = region
+        self.url = _endpoint(config, self.region)
+        self.keys = Keys(
+            creds.access_key_id,
+            creds.secret_access_key.reveal_text(),
+            creds.session_token.reveal_text(),
+        )
+        self.http = URLLib3Session(
+            verify=os.environ.get("AWS_CA_BUNDLE") or True,  # type: ignore[arg-type] # a path works
+            proxies=_proxies(self.url),
+            timeout=30,
+        )
+
+    def get(self, name: str, what: str) -> Secret:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        body = json.dumps({"SecretId": name}).encode()
+        for attempt in range(3):
+            request = AWSRequest(
+                "POST",
+                self.url,
+                data=body,
+                headers={
+                    "Content-Type": "application/x-amz-json-1.1",
+                    "X-Amz-Target": "secretsmanager.GetSecretValue",
+                },
+            )
+            SigV4Auth(self.keys, "secretsmanager", self.region).add_auth(request)
+            response = self.http.send(request.prepare())
+            if response.status_code < 500 or attempt == 2:
+                break
+            time.sleep(0.2 * 2**attempt)  # a server error may pass: retry a little
+        try:
+            data = json.loads(response.content or b"{}")
+        except ValueError:
+            data = {}
+        if response.status_code != 200 or not isinstance(data, dict):
+            code = (
+                str(
+                    data.get("__type")
+                    or response.headers.get("x-amzn-ErrorType")
+                    or response.status_code
+                )
+                .split("#")[-1]
+                .split(":")[0]
+            )
+            message = str(data.get("message") or data.get("Message") or "")
+            raise error_for(code, message, f"cannot read secret {what}")
+        if isinstance(data.get("SecretString"), str):
+            return Secret(data["SecretString"])
+        return Secret(base64.b64decode(data.get("SecretBinary") or ""))
+
+
+def _endpoint(config: AwsConfig, region: str) -> str:
+    url = (
+        config.endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    if url:
+        return url.rstrip("/") + "/"
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://secretsmanager.{region}.{suffix}/"
+
+
+def _proxies(url: str) -> dict[str, str]:
+    import urllib.request
+
+    if urllib.request.proxy_bypass(url.split("/")[2]):
+        return {}
+    return {k: v for k, v in urllib.request.getproxies().items() if k in ("http", "https")}
 
 
 def _select(ref: SecretRef, value: Secret) -> Secret:
