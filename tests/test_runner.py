@@ -172,3 +172,10 @@ def test_exit_codes_are_listed_and_distinct(env: dict[str, str]) -> None:
         ).code
         == 128 + 15
     )
+
+
+def test_short_secret_is_not_masked_and_says_so(env: dict[str, str]) -> None:
+    assert run_xtok(["secret", "put", "runner/short"], env, stdin="ab3").code == 0
+    res = run_xtok(["run", "--secret", "S=runner/short", "--", "sh", "-c", 'echo "v=$S"'], env)
+    assert res.code == 0 and "v=ab3" in res.out
+    assert "secret S is shorter than 4 bytes and is not masked" in res.err
