@@ -1,0 +1,171 @@
+"""`xtok run`: fetch the secrets with a token, then run the command, masked."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from xtok.cli.app import (
+    TOKEN_ENV_DEFAULT,
+    aws_options,
+    cli,
+    parse_refs,
+    read_stdin,
+    secret_spec_options,
+    state_dir_option,
+    utcnow,
+    warn,
+)
+from xtok.duration import parse_duration
+from xtok.errors import EXIT_CODE_MEANINGS, ExitCode, UsageError
+
+
+def _exit_code_table() -> str:
+    rows = "\n".join(f"  {int(code)}  {EXIT_CODE_MEANINGS[code]}" for code in ExitCode)
+    return (
+        "Exit status: the command's own; 128+N if it was killed by signal N.\n"
+        "xtok's own failures (the command did not run):\n\n\b\n" + rows
+    )
+
+
+@cli.command("run", context_settings={"allow_interspersed_args": False}, epilog=_exit_code_table())
+@click.option(
+    "--token-stdin",
+    is_flag=True,
+    help="Read the token from stdin (hidden prompt on a "
+    "terminal; the command then gets an empty stdin).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    envvar="XTOK_TOKEN_FILE",
+    show_envvar=True,
+    help="Read the token from this file.",
+)
+@click.option(
+    "--token-env",
+    metavar="VAR",
+    help="Read the token from environment variable VAR "
+    f"(default: {TOKEN_ENV_DEFAULT} when no other source is given).",
+)
+@secret_spec_options
+@click.option(
+    "--sealed",
+    is_flag=True,
+    help="The token is sealed (from `xtok approve`): open it with this run's request key "
+    "(deleted on first use); the secrets are the request's.",
+)
+@state_dir_option
+@click.option(
+    "--min-ttl",
+    metavar="DURATION",
+    default="60s",
+    show_default=True,
+    envvar="XTOK_MIN_TTL",
+    show_envvar=True,
+    help="Refuse a token with less life left than this.",
+)
+@aws_options(profile=False)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run_cmd(
+    token_stdin: bool,
+    token_file: str | None,
+    token_env: str | None,
+    secret_specs: tuple[str, ...],
+    secret_file_specs: tuple[str, ...],
+    sealed: bool,
+    state_dir: Path | None,
+    min_ttl: str,
+    command: tuple[str, ...],
+    aws: Any,
+) -> int:
+    """Fetch secrets with a token, then run COMMAND with them; output is masked.
+
+    \b
+    xtok run --token-env XTOK_TOKEN --secret DB_PASS=prod/db -- ./deploy.sh
+
+    \b
+    xtok run --sealed --token-file approval.txt -- ./deploy.sh
+
+    The command gets the secrets, never the token or any AWS credential.
+    Tokens are never accepted on the command line.
+    """
+    from xtok import runner
+    from xtok import token as tokens
+    from xtok.fetch import fetch
+
+    _refuse_token_as_command(command)
+    refs = parse_refs(secret_specs, secret_file_specs)
+    if sealed and refs:
+        raise UsageError(
+            "--sealed takes its secrets from the request",
+            tip="drop --secret/--secret-file; they were fixed by `xtok request`",
+        )
+    if not refs and not sealed:
+        raise UsageError("no secret requested", tip="add --secret ENV=NAME")
+    ttl = parse_duration(min_ttl)
+    text, var = _read_token(token_stdin, token_file, token_env)
+    if sealed:
+        from xtok import seal
+
+        request, creds = seal.open_sealed(
+            seal.SealedToken.parse(text), state_dir or seal.default_state_dir()
+        )
+        refs = list(request.secrets)
+    else:
+        creds = tokens.parse(text)
+    creds.check_fresh(utcnow(), ttl)
+    if creds.expiration is None:
+        warn("this token format carries no expiry: AWS alone decides whether it still works")
+    values = fetch(refs, creds, aws)
+    return runner.run(
+        command,
+        values,
+        drop_env=[var] if var else [],
+        stdin_devnull=token_stdin and not sys.stdin.isatty(),
+    )
+
+
+def _refuse_token_as_command(command: Sequence[str]) -> None:
+    from xtok import token as tokens
+    from xtok.errors import TokenError
+
+    try:
+        tokens.parse(command[0])
+    except TokenError:
+        return
+    raise UsageError(
+        "the command looks like a token: tokens are never taken from the command line",
+        tip="use --token-stdin, --token-file or --token-env",
+    )
+
+
+def _read_token(stdin: bool, path: str | None, env: str | None) -> tuple[str, str | None]:
+    """The token text and, when it came from the environment, the variable's name."""
+    chosen = sum((stdin, path is not None, env is not None))
+    if chosen > 1:
+        raise UsageError("give only one of --token-stdin, --token-file, --token-env")
+    if stdin:
+        return read_stdin(), None
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read(), None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read token file {path}: {exc}") from None
+    var = env or TOKEN_ENV_DEFAULT
+    value = os.environ.get(var)
+    if not value:
+        if env is None:
+            raise UsageError(
+                "no token given",
+                tip=f"use --token-stdin, --token-file F, --token-env VAR or set "
+                f"{TOKEN_ENV_DEFAULT}",
+            )
+        raise UsageError(f"environment variable {var} is not set or empty")
+    return value, var

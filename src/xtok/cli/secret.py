@@ -1,0 +1,142 @@
+"""`xtok secret put|ls|describe`: values go in, never out."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from xtok.cli.app import (
+    aws_options,
+    cli,
+    json_option,
+    prefix_option,
+    print_json,
+    warn,
+)
+from xtok.errors import UsageError
+
+
+@cli.group()
+def secret() -> None:
+    """Store and list secrets in AWS Secrets Manager (values go in, never out)."""
+
+
+@secret.command("put")
+@click.argument("name")
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Read the value from this file (binary files are stored as SecretBinary).",
+)
+@click.option("--description", help="Description stored with the secret.")
+@click.option(
+    "--keep-newline",
+    is_flag=True,
+    help="Keep a trailing newline of a text value (stripped by default).",
+)
+@json_option
+@aws_options()
+def secret_put(
+    name: str,
+    from_file: str | None,
+    description: str | None,
+    keep_newline: bool,
+    as_json: bool,
+    aws: Any,
+) -> None:
+    """Create secret NAME or put a new version of it.
+
+    The value comes from a hidden prompt (asked twice) on a terminal, from --from-file, or
+    from stdin. It is never accepted on the command line.
+    """
+    from xtok import store
+    from xtok.policy import check_secret_name, name_looks_suffixed
+
+    check_secret_name(name)
+    value = _read_secret_value(from_file, keep_newline)
+    if name_looks_suffixed(name):
+        warn(f"{name!r} ends like an ARN suffix (-XXXXXX); AWS advises against such names")
+    result = store.put(aws, name, value, description)
+    if as_json:
+        print_json(
+            {
+                "Name": result.name,
+                "ARN": result.arn,
+                "VersionId": result.version_id,
+                "Created": result.created,
+            }
+        )
+    else:
+        verb = "created" if result.created else "new version of"
+        click.echo(f"{verb} {result.name} ({result.arn}), version {result.version_id}")
+
+
+def _read_secret_value(from_file: str | None, keep_newline: bool) -> Any:
+    from xtok.sensitive import Secret
+
+    if from_file is not None and from_file != "-":
+        try:
+            with open(from_file, "rb") as f:
+                raw = f.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read {from_file}: {exc.strerror}") from None
+    elif from_file is None and sys.stdin.isatty():
+        text = click.prompt(
+            "Secret value",
+            hide_input=True,
+            confirmation_prompt=True,
+            err=True,
+            default="",
+            show_default=False,
+        )
+        raw = text.encode()
+    else:
+        raw = sys.stdin.buffer.read()
+    if not keep_newline:
+        try:
+            raw.decode("utf-8")
+            raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+        except UnicodeDecodeError:
+            pass  # binary values are stored byte for byte
+    if not raw:
+        raise UsageError("the secret value is empty")
+    return Secret(raw)
+
+
+@secret.command("ls")
+@prefix_option
+@json_option
+@aws_options()
+def secret_ls(prefix: str | None, as_json: bool, aws: Any) -> None:
+    """List secret names (and when they changed), optionally under a prefix."""
+    from xtok import store
+
+    rows = store.list_names(aws, prefix)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['Name']}\t{row.get('LastChangedDate') or row.get('CreatedDate') or ''}")
+
+
+@secret.command("describe")
+@click.argument("name")
+@json_option
+@aws_options()
+def secret_describe(name: str, as_json: bool, aws: Any) -> None:
+    """Show a secret's metadata (ARN, dates, versions). Never its value."""
+    from xtok import store
+
+    meta = store.describe(aws, name)
+    if as_json:
+        print_json(meta)
+        return
+    for key, value in meta.items():
+        if key == "VersionIdsToStages":
+            for version, stages in value.items():
+                click.echo(f"{'Version':<17}{version} {','.join(stages)}")
+        else:
+            click.echo(f"{key:<17}{value}")

@@ -1,0 +1,337 @@
+"""Tokens: `xtok token`, `xtok inspect`, and sealed ones: `xtok request`, `xtok approve`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from xtok.cli.app import (
+    TOKEN_ENV_DEFAULT,
+    ask_mfa_code,
+    aws_options,
+    cli,
+    clock,
+    duration_option,
+    emit_token,
+    json_option,
+    mfa_options,
+    note,
+    parse_refs,
+    prefix_option,
+    print_json,
+    read_stdin,
+    role_option,
+    secret_spec_options,
+    secrets_option,
+    stamp,
+    state_dir_option,
+    target_of,
+    utcnow,
+    warn,
+)
+from xtok.duration import format_duration, parse_duration
+from xtok.errors import Interrupted, UsageError
+
+
+@cli.command("token")
+@role_option("AssumeRole this role (recommended); without it: GetSessionToken.")
+@secrets_option
+@prefix_option
+@duration_option
+@mfa_options
+@click.option(
+    "--for",
+    "label",
+    metavar="LABEL",
+    help="What the token is for (job, build): session name and tag.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["xtok", "legacy", "json"]),
+    default="xtok",
+    show_default=True,
+    help="legacy = SessionToken:AccessKeyId:SecretAccessKey.",
+)
+@click.option("--copy", is_flag=True, help="Copy the token to the clipboard instead of printing.")
+@aws_options()
+def token_cmd(
+    role_arn: str | None,
+    secrets: tuple[str, ...],
+    prefix: str | None,
+    duration: str,
+    mfa_serial: str | None,
+    mfa_code: str | None,
+    label: str | None,
+    fmt: str,
+    copy: bool,
+    aws: Any,
+) -> None:
+    """Mint a short-lived token with your own AWS identity and print it on one line."""
+    from xtok import token as tokens
+    from xtok.mint import MintRequest, mint
+
+    target = target_of(secrets, prefix) if (secrets or prefix) else None
+    req = MintRequest(
+        duration=parse_duration(duration),
+        role_arn=role_arn,
+        target=target,
+        label=label,
+        mfa_serial=mfa_serial,
+        mfa_code=mfa_code,
+    )
+    if role_arn is None:
+        warn(
+            "no --role: GetSessionToken carries ALL of your powers for its lifetime; "
+            "prefer --role with --secret"
+        )
+    creds = mint(aws, req, utcnow(), ask_mfa_code)
+    text = {"xtok": tokens.encode, "legacy": tokens.encode_legacy, "json": tokens.encode_json}[fmt](
+        creds
+    )
+    emit_token(text, creds, copy=copy)
+
+
+@cli.command("inspect")
+@click.argument("token_text", metavar="[TOKEN | -]", required=False)
+@json_option
+def inspect_cmd(token_text: str | None, as_json: bool) -> None:
+    """Show what a token is: kind, key id (last 4), expiry, scope. Never its secret parts.
+
+    Reads stdin when TOKEN is - or absent (or $XTOK_TOKEN when stdin is a terminal).
+    """
+    from xtok import token as tokens
+
+    if token_text is None or token_text == "-":  # noqa: S105 - "-" means stdin
+        env = os.environ.get(TOKEN_ENV_DEFAULT)
+        text = env if (token_text is None and sys.stdin.isatty() and env) else read_stdin()
+    else:
+        warn("a token on the command line lands in shell history; prefer `xtok inspect -`")
+        text = token_text
+    kind = text.strip()[:5]
+    if kind in ("xtokr", "xtoks"):
+        _inspect_sealing(text, kind, as_json)
+        return
+    creds = tokens.parse(text)
+    now = utcnow()
+    left = creds.seconds_left(now)
+    info: dict[str, Any] = {
+        "format": creds.source,
+        "kind": creds.kind,
+        "key_id": creds.key_hint,
+        "session_name": creds.session_name,
+        "scope": creds.scope.to_json() if creds.scope else None,
+        "region": creds.region,
+        "issued": creds.issued.isoformat() if creds.issued else None,
+        "expires": creds.expiration.isoformat() if creds.expiration else None,
+        "seconds_left": None if left is None else max(0, int(left)),
+        "expired": left is not None and left <= 0,
+    }
+    if as_json:
+        print_json(info)
+        return
+    if left is None:
+        expiry = "unknown (this format carries no expiry; AWS decides)"
+    elif left <= 0:
+        expiry = f"{stamp(creds.expiration)} (EXPIRED {format_duration(left)} ago)"  # type: ignore[arg-type]
+    else:
+        expiry = f"{stamp(creds.expiration)} (in {format_duration(left)})"  # type: ignore[arg-type]
+    scope = creds.scope.describe() if creds.scope else "not narrowed by xtok"
+    lines = [
+        ("format", creds.source),
+        ("kind", creds.kind),
+        ("key id", creds.key_hint),
+        ("session", creds.session_name or "-"),
+        ("scope", scope),
+        ("region", creds.region or "-"),
+        ("issued", stamp(creds.issued) if creds.issued else "-"),
+        ("expires", expiry),
+    ]
+    for key, value in lines:
+        click.echo(f"{key + ':':<9}{value}")
+
+
+def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
+    """What a request code or a sealed token shows without the run's private key."""
+    from xtok.request import RequestCode
+    from xtok.seal import SealedToken
+
+    info: dict[str, Any]
+    if kind == "xtokr":
+        request = RequestCode.parse(text)
+        info = {
+            "format": "request-code",
+            "request": request.id,
+            "run": request.identity.to_json(),
+            "secrets": [
+                f"{r.env}={r.label}" + (" (file)" if r.as_file else "") for r in request.secrets
+            ],
+            "duration": request.duration,
+            "role": request.role,
+            "key_fingerprint": request.fingerprint,
+        }
+    else:
+        sealed = SealedToken.parse(text)
+        info = {
+            "format": "sealed-token",
+            "request": sealed.request_id,
+            "answers_digest": sealed.digest.hex()[:16],
+            "contents": "sealed: only the requesting run can open it, once",
+        }
+    if as_json:
+        print_json(info)
+        return
+    for key, value in info.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        if isinstance(value, dict):
+            shown = " ".join(f"{k}={v}" for k, v in value.items())
+        if key == "duration":
+            shown = format_duration(int(value))
+        click.echo(f"{key + ':':<17}{shown}")
+
+
+@cli.command("request")
+@secret_spec_options
+@duration_option
+@role_option("The role the approver should assume (they may name another).")
+@state_dir_option
+@click.option("--ci", "ci_kind", metavar="KIND", help="CI kind (default: detected).")
+@click.option("--job", help="Job name (default: detected).")
+@click.option("--build", help="Build number (default: detected).")
+@click.option("--build-url", help="Build URL (default: detected).")
+@click.option("--commit", help="Commit (default: detected).")
+def request_cmd(
+    secret_specs: tuple[str, ...],
+    secret_file_specs: tuple[str, ...],
+    duration: str,
+    role_arn: str | None,
+    state_dir: Path | None,
+    ci_kind: str | None,
+    job: str | None,
+    build: str | None,
+    build_url: str | None,
+    commit: str | None,
+) -> None:
+    """Ask for a sealed token: print a request code for an approver (pipeline side).
+
+    The one-time private key stays in a private state directory; only this run can open the
+    token that `xtok approve` seals for the code. The run's identity (CI, job, build, commit)
+    is detected for Jenkins, GitHub Actions and GitLab CI.
+    """
+    from xtok import ci, seal
+    from xtok.mint import MAX_ROLE_DURATION, MIN_DURATION
+
+    refs = parse_refs(secret_specs, secret_file_specs)
+    if not refs:
+        raise UsageError("no secret requested", tip="add --secret ENV=NAME")
+    seconds = parse_duration(duration)
+    if not MIN_DURATION <= seconds <= MAX_ROLE_DURATION:
+        raise UsageError(f"--duration {format_duration(seconds)} is outside 15m00s-12h00m00s")
+    identity = ci.identify(
+        os.environ, ci=ci_kind, job=job, build=build, url=build_url, commit=commit
+    )
+    request = seal.new_request(
+        identity, tuple(refs), seconds, role_arn, state_dir or seal.default_state_dir()
+    )
+    click.echo(request.encode())
+    note(
+        f"request {request.id} (key {request.fingerprint}) for {identity.label}: ask an "
+        "approver to run `xtok approve <code>`"
+    )
+
+
+@cli.command("approve")
+@click.argument("code", metavar="REQUEST_CODE")
+@role_option("The role to assume (default: the one the request names).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripted use).")
+@click.option("--copy", is_flag=True, help="Copy the sealed token to the clipboard.")
+@click.option(
+    "--jenkins",
+    "jenkins_url",
+    metavar="BUILD_URL",
+    help="Submit the sealed token to this build's pending input (Jenkins REST API).",
+)
+@mfa_options
+@aws_options()
+def approve_cmd(
+    code: str,
+    role_arn: str | None,
+    yes: bool,
+    copy: bool,
+    jenkins_url: str | None,
+    mfa_serial: str | None,
+    mfa_code: str | None,
+    aws: Any,
+) -> None:
+    """Approve a run's request: mint a scoped token and seal it to that run (approver side).
+
+    Shows what is being approved and asks to confirm. Mints with your own identity an
+    AssumeRole session whose session policy names exactly the requested secrets, and prints
+    the sealed token (safe to paste anywhere: only the requesting run can open it, once).
+    REQUEST_CODE may be - to read it from stdin.
+    """
+    from xtok import seal
+    from xtok.mint import MintRequest, mint
+    from xtok.request import RequestCode
+
+    request = RequestCode.parse(sys.stdin.read() if code == "-" else code)
+    role = role_arn or request.role
+    if role is None:
+        raise UsageError("the request names no role", tip="pass --role ARN")
+    who = request.identity
+    lines = [
+        ("CI", who.ci),
+        ("job", who.job or "-"),
+        ("build", (who.build or "-") + (f"  ({who.url})" if who.url else "")),
+        ("commit", who.commit or "-"),
+        (
+            "secrets",
+            ", ".join(
+                f"{r.env}={r.label}" + (" (file)" if r.as_file else "") for r in request.secrets
+            ),
+        ),
+        ("lifetime", format_duration(request.duration)),
+        ("role", role + ("  (not the one requested)" if request.role not in (None, role) else "")),
+        ("request", f"{request.id}  key {request.fingerprint}"),
+    ]
+    click.echo("xtok: approve this run?", err=True)
+    for key, value in lines:
+        click.echo(f"  {key + ':':<10}{value}", err=True)
+    if not yes:
+        if not sys.stdin.isatty() or code == "-":
+            raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
+        if not click.confirm("Approve?", default=False, err=True):
+            raise Interrupted("not approved: nothing was minted")
+    req = MintRequest(
+        duration=request.duration,
+        role_arn=role,
+        target=target_of([r.name for r in request.secrets], None),
+        label=who.label if (who.job or who.build) else f"xtok-{request.id}",
+        mfa_serial=mfa_serial,
+        mfa_code=mfa_code,
+        tags=tuple(
+            (f"xtok:{k}", v)
+            for k, v in (
+                ("job", who.job),
+                ("build", who.build),
+                ("commit", who.commit),
+                ("request", request.id),
+            )
+            if v
+        ),
+    )
+    creds = mint(aws, req, utcnow(), ask_mfa_code)
+    text = seal.seal(request, creds).encode()
+    if jenkins_url:
+        from xtok.jenkins import submit
+
+        input_id = submit(jenkins_url, text)
+        note(f"sealed token submitted to {jenkins_url} (input {input_id})")
+        if creds.expiration is not None:
+            note(f"explodes at {clock(creds.expiration)}")
+    else:
+        emit_token(text, creds, copy=copy, what="sealed token")
