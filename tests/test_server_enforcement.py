@@ -287,6 +287,18 @@ def test_mfa_required_role_refuses_a_session_without_mfa(peer: Peer, unique: str
         TokenCode=code_at(seed, time.time() + 30),
     )["Credentials"]
     assert peer.client("sts", creds).get_caller_identity()["Arn"].endswith("/with-mfa")
+    replay = code_at(seed, time.time() + 30)  # the code just used: refused a second time
+    assert (
+        error_code(
+            lambda: sts.assume_role(
+                RoleArn=arn,
+                RoleSessionName="replay",
+                SerialNumber=device["SerialNumber"],
+                TokenCode=replay,
+            )
+        )
+        == "AccessDenied"
+    )
 
 
 def test_trust_policy_refuses_an_unnamed_principal(peer: Peer, unique: str) -> None:
