@@ -280,21 +280,21 @@ def test_mfa_required_role_refuses_a_session_without_mfa(peer: Peer, unique: str
         == "AccessDenied"
     )
     # A code not used yet: the next step's (clock drift of one step is accepted, as by AWS).
+    fresh = code_at(seed, time.time() + 30)
     creds = sts.assume_role(
         RoleArn=arn,
         RoleSessionName="with-mfa",
         SerialNumber=device["SerialNumber"],
-        TokenCode=code_at(seed, time.time() + 30),
+        TokenCode=fresh,
     )["Credentials"]
     assert peer.client("sts", creds).get_caller_identity()["Arn"].endswith("/with-mfa")
-    replay = code_at(seed, time.time() + 30)  # the code just used: refused a second time
     assert (
         error_code(
             lambda: sts.assume_role(
                 RoleArn=arn,
                 RoleSessionName="replay",
                 SerialNumber=device["SerialNumber"],
-                TokenCode=replay,
+                TokenCode=fresh,
             )
         )
         == "AccessDenied"
