@@ -33,6 +33,7 @@ class AwsErrorServer(ThreadingHTTPServer):
 
     status = 400
     code = ""
+    last_authorization = ""
     last_form: dict[str, list[str]] = {}  # noqa: RUF012 - replaced, never mutated
 
     def answer(self, target: str) -> tuple[bytes, str]:
@@ -54,6 +55,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.last_authorization = self.headers.get("Authorization") or ""
         target = (
             "secretsmanager"
             if "secretsmanager" in (self.headers.get("X-Amz-Target") or "")
@@ -194,3 +196,26 @@ def test_fetch_network_failure_and_missing_region() -> None:
     no_region = {k: v for k, v in env.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
     res = run_xtok(["run", "--secret", "DB=prod/db", "--", "echo", "ran"], no_region)
     assert res.code == 208 and "no AWS region" in res.err and "ran" not in res.out
+
+
+def test_fetch_takes_the_region_from_the_aws_config_file(tmp_path: Path) -> None:
+    """With no --region and no AWS_REGION, the profile's region still reaches the request (the
+    stand-in refuses it, but its credential scope names the region)."""
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-north-1\n")
+    server = AwsErrorServer(("127.0.0.1", 0), Handler)
+    server.code, server.status = "AccessDeniedException", 400
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {
+            k: v
+            for k, v in aws_env(f"http://127.0.0.1:{server.server_address[1]}").items()
+            if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")
+        }
+        env.update(AWS_CONFIG_FILE=str(config), XTOK_TOKEN=fresh_token())
+        res = run_xtok(["run", "--secret", "DB=prod/db", "--", "true"], env)
+        assert res.code == 204, res.err
+        assert "/eu-north-1/secretsmanager/aws4_request" in server.last_authorization
+    finally:
+        server.shutdown()

@@ -178,6 +178,7 @@ def test_refusals_are_clear(xtok: Callable[..., Result], unique: str, jenkins: F
         "approve", code, "--yes", "--jenkins", jenkins.build_url, JENKINS_API_TOKEN="wrong"
     )
     assert bad_auth.code == 204 and "Jenkins refused" in bad_auth.err
+    assert bad_auth.out.startswith("xtoks1.") and "paste the sealed token" in bad_auth.err
     jenkins.pending = False
     nothing = xtok("approve", code, "--yes", "--jenkins", jenkins.build_url)
     assert nothing.code == 205 and "no pending input 'XtokToken'" in nothing.err

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from xtok.aws import AwsConfig, aws_errors, error_for
+from xtok.aws import AwsConfig, aws_errors, error_for, region_of, session
 from xtok.errors import AccessDenied, ConfigError, UsageError
 from xtok.policy import check_secret_name
 from xtok.sensitive import Secret
@@ -94,6 +94,7 @@ class _Reader:
             or creds.region
             or os.environ.get("AWS_REGION")
             or os.environ.get("AWS_DEFAULT_REGION")
+            or region_of(session(config))  # the profile's region, from ~/.aws/config
         )
         if not region:
             raise ConfigError("no AWS region for the fetch", tip="pass --region or set AWS_REGION")

@@ -34,7 +34,7 @@ from xtok.cli.app import (
     warn,
 )
 from xtok.duration import format_duration, parse_duration
-from xtok.errors import Interrupted, UsageError
+from xtok.errors import Error, Interrupted, UsageError
 
 
 @cli.command("token")
@@ -329,7 +329,13 @@ def approve_cmd(
     if jenkins_url:
         from xtok.jenkins import submit
 
-        input_id = submit(jenkins_url, text)
+        try:
+            input_id = submit(jenkins_url, text)
+        except Error:
+            # The sealed token is safe to show: it can still be pasted into the input by hand.
+            click.echo(text)
+            note("could not submit to Jenkins: paste the sealed token above into the input")
+            raise
         note(f"sealed token submitted to {jenkins_url} (input {input_id})")
         if creds.expiration is not None:
             note(f"explodes at {clock(creds.expiration)}")
