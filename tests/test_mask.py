@@ -248,3 +248,15 @@ def test_any_chunking_equals_the_reference(
     assert result == reference(stream, patterns)
     for p in patterns:
         assert p not in result or p in MARK * len(p)
+
+
+def test_the_fastest_matcher_is_chosen_where_it_installs() -> None:
+    import platform
+
+    from xtok.matcher import best
+
+    chosen = best([b"abcd"]).name
+    if platform.system() == "Linux" and platform.machine() == "x86_64":
+        assert chosen == "hyperscan"  # a dependency here: never silently the slow path
+    else:
+        assert chosen in ("hyperscan", "ahocorasick-rs")
