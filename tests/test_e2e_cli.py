@@ -429,6 +429,9 @@ def test_token_on_the_command_line_is_refused_without_echo(
     res = xtok("run", "--secret", f"S={prod['name']}", token, "--", "true")
     assert res.code == 200 and "looks like a token" in res.err
     assert token not in res.both and token[6:30] not in res.both
+    for mangled in (token[:-3], "xtoks1." + token[6:40], '{"Credentials": 1}'):
+        res = xtok("run", "--secret", f"S={prod['name']}", "--", mangled, XTOK_TOKEN=token)
+        assert res.code == 200 and "looks like a token" in res.err and mangled not in res.both
 
 
 def test_command_not_found(xtok: Callable[..., Result], prod: dict[str, str]) -> None:
