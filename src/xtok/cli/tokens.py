@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from xtok.armor import compact
 from xtok.cli.app import (
     TOKEN_ENV_DEFAULT,
     ask_mfa_code,
@@ -112,7 +113,7 @@ def inspect_cmd(token_text: str | None, as_json: bool) -> None:
     else:
         warn("a token on the command line lands in shell history; prefer `xtok inspect -`")
         text = token_text
-    kind = text.strip()[:5]
+    kind = compact(text)[:5]
     if kind in ("xtokr", "xtoks"):
         _inspect_sealing(text, kind, as_json)
         return
