@@ -78,9 +78,10 @@ class Endpoint:
         return master.open(bytes.fromhex(wrapped), "data-key")
 
     def handle(
-        self, method: str, url: str, headers: dict[str, str], body: bytes
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> tuple[int, dict[str, str], bytes]:
-        """One request, as (status, headers, body). `headers` keys are lower case."""
+        """One request, as (status, headers, body). `headers` keys are lower case; `body` is None
+        when it was larger than MAX_BODY."""
         request_id = str(uuid.uuid4())
         now = self.clock()
         target = headers.get("x-amz-target", "")
@@ -89,7 +90,7 @@ class Endpoint:
         caller: Caller | None = None
         ctx: Ctx | None = None
         try:
-            if len(body) > MAX_BODY:
+            if body is None:
                 raise Fault("RequestEntityTooLarge", "Request body exceeds 1 MiB", 413)
             if protocol == "json":
                 prefix, _, action = target.partition(".")
@@ -201,6 +202,20 @@ def _scope_service(headers: dict[str, str]) -> str | None:
         return None
 
 
+async def _read_body(request: Any, headers: dict[str, str]) -> bytes | None:
+    """The request body, or None when it is over MAX_BODY (then it is not read to the end)."""
+    declared = headers.get("content-length", "0")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def asgi_app(endpoint: Endpoint) -> Any:
     """The Starlette application around `endpoint`."""
     from starlette.applications import Starlette
@@ -211,19 +226,7 @@ def asgi_app(endpoint: Endpoint) -> Any:
 
     async def serve(request: Request) -> Response:
         headers = {k.lower(): v for k, v in request.headers.items()}
-        declared = headers.get("content-length", "0")
-        body = b""
-        if declared.isdigit() and int(declared) > MAX_BODY:
-            body = b"x" * (MAX_BODY + 1)  # refused below without reading it
-        else:
-            chunks = []
-            size = 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    break
-                chunks.append(chunk)
-            body = b"".join(chunks) if size <= MAX_BODY else b"x" * (MAX_BODY + 1)
+        body = await _read_body(request, headers)
         url = str(request.url)
         status, out_headers, payload = await run_in_threadpool(
             endpoint.handle, request.method, url, headers, body
