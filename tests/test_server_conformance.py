@@ -260,3 +260,19 @@ def test_iam_plumbing_through_boto3(peer: Peer, unique: str) -> None:
     assert missing.value.response["Error"]["Code"] == "NoSuchEntity"
     serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"m-{unique}")
     assert serial["VirtualMFADevice"]["SerialNumber"].endswith(f":mfa/m-{unique}")
+
+
+def test_iam_lists_paginate(request: pytest.FixtureRequest, unique: str) -> None:
+    """xtok server only: moto answers ListUsers in one page whatever MaxItems says."""
+    iam = make_peer(request, "xtok-server").client("iam")
+    names = [f"page-{unique}-{i}" for i in range(5)]
+    for name in names:
+        iam.create_user(UserName=name)
+    first = iam.list_users(MaxItems=2)
+    assert len(first["Users"]) == 2 and first["IsTruncated"] and first["Marker"]
+    seen = [
+        u["UserName"]
+        for page in iam.get_paginator("list_users").paginate(PaginationConfig={"PageSize": 2})
+        for u in page["Users"]
+    ]
+    assert [n for n in seen if n.startswith(f"page-{unique}-")] == names

@@ -78,6 +78,21 @@ def _target_user(ctx: Ctx, p: dict[str, Any], action: str) -> Any:
     return _user(ctx, _name({"UserName": name}, "UserName"))
 
 
+def _page(p: dict[str, Any], key: str, items: list[Any]) -> dict[str, Any]:
+    """IAM's list pagination: MaxItems (default 100) and an opaque Marker."""
+    start = int(p.get("Marker") or 0)
+    size = int(p.get("MaxItems") or 100)
+    if start < 0 or not 1 <= size <= 1000:
+        raise Fault.invalid("MaxItems must be 1-1000 and Marker one this server returned")
+    out: dict[str, Any] = {
+        key: items[start : start + size],
+        "IsTruncated": start + size < len(items),
+    }
+    if out["IsTruncated"]:
+        out["Marker"] = str(start + size)
+    return out
+
+
 def _user_out(ctx: Ctx, row: Any) -> dict[str, Any]:
     return {
         "Path": row["path"],
@@ -123,10 +138,9 @@ def get_user(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 @op("ListUsers")
 def list_users(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     ctx.allow("iam:ListUsers", f"arn:aws:iam::{ctx.account}:user/")
-    return {
-        "Users": [_user_out(ctx, r) for r in ctx.db.all("SELECT * FROM users ORDER BY name")],
-        "IsTruncated": False,
-    }
+    return _page(
+        p, "Users", [_user_out(ctx, r) for r in ctx.db.all("SELECT * FROM users ORDER BY name")]
+    )
 
 
 @op("DeleteUser")
@@ -184,8 +198,10 @@ def create_access_key(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 def list_access_keys(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     row = _target_user(ctx, p, "iam:ListAccessKeys")
     keys = ctx.db.all("SELECT * FROM access_keys WHERE user_name = ?", row["name"])
-    return {
-        "AccessKeyMetadata": [
+    return _page(
+        p,
+        "AccessKeyMetadata",
+        [
             {
                 "UserName": k["user_name"],
                 "AccessKeyId": k["key_id"],
@@ -194,8 +210,7 @@ def list_access_keys(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
             }
             for k in keys
         ],
-        "IsTruncated": False,
-    }
+    )
 
 
 @op("DeleteAccessKey")
@@ -254,10 +269,9 @@ def get_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 @op("ListRoles")
 def list_roles(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     ctx.allow("iam:ListRoles", f"arn:aws:iam::{ctx.account}:role/")
-    return {
-        "Roles": [_role_out(ctx, r) for r in ctx.db.all("SELECT * FROM roles ORDER BY name")],
-        "IsTruncated": False,
-    }
+    return _page(
+        p, "Roles", [_role_out(ctx, r) for r in ctx.db.all("SELECT * FROM roles ORDER BY name")]
+    )
 
 
 @op("UpdateRole")
@@ -361,7 +375,7 @@ def _list_policies(kind: str) -> Handler:
             kind,
             owner,
         )
-        return {"PolicyNames": [r["name"] for r in rows], "IsTruncated": False}
+        return _page(p, "PolicyNames", [r["name"] for r in rows])
 
     return list_
 
@@ -424,8 +438,10 @@ def enable_mfa_device(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 def list_mfa_devices(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     user = _target_user(ctx, p, "iam:ListMFADevices")
     rows = ctx.db.all("SELECT * FROM mfa_devices WHERE user_name = ?", user["name"])
-    return {
-        "MFADevices": [
+    return _page(
+        p,
+        "MFADevices",
+        [
             {
                 "UserName": r["user_name"],
                 "SerialNumber": r["serial"],
@@ -433,8 +449,7 @@ def list_mfa_devices(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
             }
             for r in rows
         ],
-        "IsTruncated": False,
-    }
+    )
 
 
 @op("DeactivateMFADevice")
