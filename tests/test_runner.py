@@ -179,3 +179,29 @@ def test_short_secret_is_not_masked_and_says_so(env: dict[str, str]) -> None:
     res = run_xtok(["run", "--secret", "S=runner/short", "--", "sh", "-c", 'echo "v=$S"'], env)
     assert res.code == 0 and "v=ab3" in res.out
     assert "secret S is shorter than 4 bytes and is not masked" in res.err
+
+
+def test_closed_output_ends_the_child_like_a_plain_pipe(env: dict[str, str]) -> None:
+    """`xtok run -- yes | head -3` must end: the child meets the broken pipe."""
+    xtok = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xtok",
+            "run",
+            "--secret",
+            "S=runner/canary",
+            "--",
+            "sh",
+            "-c",
+            'yes "line with $S"',
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert xtok.stdout is not None
+    lines = [xtok.stdout.readline() for _ in range(3)]
+    xtok.stdout.close()  # what `head -3` does after three lines
+    assert xtok.wait(timeout=30) == 128 + signal.SIGPIPE
+    assert lines == [b"line with ***\n"] * 3

@@ -136,32 +136,33 @@ def run(
 
 
 def _relay(child: subprocess.Popen[bytes], patterns: list[bytes]) -> None:
-    """Copy the child's stdout/stderr to ours through a masker each, until both close."""
+    """Copy the child's stdout/stderr to ours through a masker each, until both close.
+
+    When our side of a stream is closed (`xtok run … | head`), the child's pipe is closed too,
+    so the child meets a broken pipe exactly as it would without xtok in between.
+    """
     if child.stdout is None or child.stderr is None:
         raise RuntimeError("the child was started without pipes")
     sel = selectors.DefaultSelector()
     compiled = Patterns(patterns)  # one compiled set; a masker (and its held tail) per stream
     for pipe, out_fd in ((child.stdout, 1), (child.stderr, 2)):
-        sel.register(pipe.fileno(), selectors.EVENT_READ, (Masker(compiled), out_fd))
-    broken: set[int] = set()
+        sel.register(pipe.fileno(), selectors.EVENT_READ, (Masker(compiled), out_fd, pipe))
 
-    def write(fd: int, data: bytes) -> None:
+    def write(fd: int, data: bytes) -> bool:
         view = memoryview(data)
-        while view and fd not in broken:
-            try:
+        try:
+            while view:
                 view = view[os.write(fd, view) :]
-            except BrokenPipeError:
-                broken.add(fd)  # keep draining the child so it never blocks on a full pipe
+        except BrokenPipeError:
+            return False
+        return True
 
     while sel.get_map():
         for key, _ in sel.select():
-            masker, out_fd = key.data
+            masker, out_fd, pipe = key.data
             data = os.read(key.fd, _READ_SIZE)
-            if data:
-                write(out_fd, masker.feed(data))
-            else:
-                write(out_fd, masker.flush())
+            delivered = write(out_fd, masker.feed(data) if data else masker.flush())
+            if not data or not delivered:
                 sel.unregister(key.fd)
+                pipe.close()
     sel.close()
-    child.stdout.close()
-    child.stderr.close()
