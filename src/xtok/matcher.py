@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 Span = tuple[int, int]
+# Each byte as Hyperscan reads it literally: letters and digits as themselves, the rest as \xHH.
+_ESCAPED = [chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\x{b:02x}" for b in range(256)]
 
 
 class Matcher(ABC):
@@ -64,9 +66,9 @@ class HyperscanMatcher(Matcher):
         import hyperscan as hs
 
         self._db = hs.Database(mode=hs.HS_MODE_BLOCK)
-        # Every byte as \xHH: the binding passes patterns as C strings, so a NUL byte would
-        # cut a literal short; escaped, any byte is matched exactly.
-        expressions = ["".join(f"\\x{b:02x}" for b in p).encode() for p in self.patterns]
+        # Escaped, not literal: the binding passes patterns as C strings, so a NUL byte would
+        # cut a literal short (_ESCAPED keeps letters and digits, \xHH for the rest).
+        expressions = ["".join(map(_ESCAPED.__getitem__, p)).encode() for p in self.patterns]
         self._db.compile(
             expressions=expressions,
             ids=list(range(len(self.patterns))),
