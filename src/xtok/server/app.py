@@ -3,6 +3,8 @@ authenticates every request, dispatches it, and records it in the audit log."""
 
 from __future__ import annotations
 
+import sys
+import traceback
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -141,6 +143,13 @@ class Endpoint:
             failure = Fault("InternalFailure", "The server could not read its stored data.", 500)
         except Exception as exc:  # never a traceback or a bare 500 to a client
             failure = Fault("InternalFailure", f"Internal error ({type(exc).__name__})", 500)
+            # For the operator: where it failed, without the message (it may quote input).
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            print(
+                f"xtok server: internal error in {service}:{action} request {request_id}: "
+                f"{type(exc).__name__} at {Path(frame.filename).name}:{frame.lineno}",
+                file=sys.stderr,
+            )
         return self._fail(failure, protocol, service, action, caller, ctx, now, request_id)
 
     def _fail(
