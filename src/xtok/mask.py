@@ -73,19 +73,19 @@ class Masker:
         if self._set.matcher is None:
             return data
         buf = self._held + data if self._held else data
-        return self._emit(buf, len(buf) - self._set.undecided_tail(buf))
+        return self._emit(self._set.matcher, buf, len(buf) - self._set.undecided_tail(buf))
 
     def flush(self) -> bytes:
         """Everything still held, at end of stream."""
-        return self._emit(self._held, len(self._held)) if self._set.matcher else b""
+        matcher = self._set.matcher
+        return self._emit(matcher, self._held, len(self._held)) if matcher else b""
 
-    def _emit(self, buf: bytes, cut: int) -> bytes:
+    def _emit(self, matcher: Matcher, buf: bytes, cut: int) -> bytes:
         if cut == 0:
             self._held = buf
             return b""
         # Every match starting before `cut` lies wholly inside `buf` (see undecided_tail).
-        assert self._set.matcher is not None  # noqa: S101 - checked by the callers
-        spans = self._set.matcher.spans(buf, cut)
+        spans = matcher.spans(buf, cut)
         if self._masked_until:
             spans.append((0, self._masked_until))
         if not spans:
