@@ -194,3 +194,23 @@ def test_refusals_are_clear(xtok: Callable[..., Result], unique: str, jenkins: F
         JENKINS_API_TOKEN="",
     )
     assert no_creds.code == 208 and "no Jenkins credentials" in no_creds.err
+
+
+def test_credentials_from_netrc(
+    xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, tmp_path: Path
+) -> None:
+    netrc = tmp_path / ".netrc"  # HOME is tmp_path in these tests
+    netrc.write_text(f"machine 127.0.0.1 login {USER} password {API_TOKEN}\n")
+    netrc.chmod(0o600)
+    code = pending_request(xtok, unique)
+    res = xtok(
+        "approve",
+        code,
+        "--yes",
+        "--jenkins",
+        jenkins.build_url,
+        JENKINS_USER_ID="",
+        JENKINS_API_TOKEN="",
+    )
+    assert res.code == 0, res.err
+    assert len(jenkins.submitted) == 1
