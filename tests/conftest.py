@@ -114,6 +114,7 @@ def run_xtok(
     proc = subprocess.run(
         [sys.executable, "-m", "xtok", *args],
         input=data,
+        stdin=subprocess.DEVNULL if data is None else None,
         capture_output=True,
         env=dict(env),
         timeout=timeout,

@@ -135,3 +135,17 @@ def test_light_commands_do_not_import_boto(argv: list[str]) -> None:
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
     assert "xtok.cli" in imported
     assert not {m for m in imported if m.split(".")[0] in ("boto3", "botocore")}
+
+
+def test_no_stdin_at_all_is_not_a_crash() -> None:
+    """Some CI runners start jobs with descriptor 0 closed."""
+    for argv in (["secret", "put", "a/b"], ["inspect"], ["approve", "-"]):
+        proc = subprocess.run(
+            ["sh", "-c", 'exec 0<&-; exec "$0" -m xtok "$@"', sys.executable, *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode in (200, 201), (argv, proc.stderr)
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr

@@ -240,16 +240,25 @@ def emit_token(text: str, creds: Any, *, copy: bool, what: str = "token") -> Non
         note(f"explodes at {clock(creds.expiration)}, in {left}")
 
 
+def stdin_is_tty() -> bool:
+    """False also when there is no stdin at all (a closed descriptor 0, as some CI runners do)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def stdin_bytes() -> bytes:
+    return sys.stdin.buffer.read() if sys.stdin is not None else b""
+
+
 def ask_mfa_code(serial: str) -> str:
-    if not sys.stdin.isatty():
+    if not stdin_is_tty():
         raise UsageError(f"an MFA code is needed for {serial}", tip="pass --mfa-code CODE")
     return str(click.prompt(f"MFA code for {serial}", err=True)).strip()
 
 
 def read_stdin() -> str:
-    if sys.stdin.isatty():
+    if stdin_is_tty():
         return str(click.prompt("Token", hide_input=True, err=True))
-    return sys.stdin.read()
+    return stdin_bytes().decode("utf-8", "replace")
 
 
 @cli.command("completion")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from xtok.cli.app import (
     read_stdin,
     secret_spec_options,
     state_dir_option,
+    stdin_is_tty,
     utcnow,
     warn,
 )
@@ -128,7 +128,7 @@ def run_cmd(
         command,
         values,
         drop_env=[var] if var else [],
-        stdin_devnull=token_stdin and not sys.stdin.isatty(),
+        stdin_devnull=token_stdin and not stdin_is_tty(),
     )
 
 

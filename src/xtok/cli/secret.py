@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -13,6 +12,8 @@ from xtok.cli.app import (
     json_option,
     prefix_option,
     print_json,
+    stdin_bytes,
+    stdin_is_tty,
     warn,
 )
 from xtok.errors import UsageError
@@ -83,7 +84,7 @@ def _read_secret_value(from_file: str | None, keep_newline: bool) -> Any:
                 raw = f.read()
         except OSError as exc:
             raise UsageError(f"cannot read {from_file}: {exc.strerror}") from None
-    elif from_file is None and sys.stdin.isatty():
+    elif from_file is None and stdin_is_tty():
         text = click.prompt(
             "Secret value",
             hide_input=True,
@@ -94,7 +95,7 @@ def _read_secret_value(from_file: str | None, keep_newline: bool) -> Any:
         )
         raw = text.encode()
     else:
-        raw = sys.stdin.buffer.read()
+        raw = stdin_bytes()
     if not keep_newline:
         try:
             raw.decode("utf-8")

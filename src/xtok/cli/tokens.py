@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from xtok.cli.app import (
     secrets_option,
     stamp,
     state_dir_option,
+    stdin_is_tty,
     target_of,
     utcnow,
     warn,
@@ -109,7 +109,7 @@ def inspect_cmd(token_text: str | None, as_json: bool) -> None:
 
     if token_text is None or token_text == "-":  # noqa: S105 - "-" means stdin
         env = os.environ.get(TOKEN_ENV_DEFAULT)
-        text = env if (token_text is None and sys.stdin.isatty() and env) else read_stdin()
+        text = env if (token_text is None and stdin_is_tty() and env) else read_stdin()
     else:
         warn("a token on the command line lands in shell history; prefer `xtok inspect -`")
         text = token_text
@@ -279,7 +279,7 @@ def approve_cmd(
     from xtok.mint import MintRequest, mint
     from xtok.request import RequestCode
 
-    request = RequestCode.parse(sys.stdin.read() if code == "-" else code)
+    request = RequestCode.parse(read_stdin() if code == "-" else code)
     role = role_arn or request.role
     if role is None:
         raise UsageError("the request names no role", tip="pass --role ARN")
@@ -303,7 +303,7 @@ def approve_cmd(
     for key, value in lines:
         click.echo(f"  {key + ':':<10}{value}", err=True)
     if not yes:
-        if not sys.stdin.isatty() or code == "-":
+        if not stdin_is_tty() or code == "-":
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
         if not click.confirm("Approve?", default=False, err=True):
             raise Interrupted("not approved: nothing was minted")
