@@ -208,3 +208,25 @@ def test_tls(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_change_is_kept_only_with_its_audit_row(
+    server: tuple[Server, Peer], initialised: tuple[Path, Path, dict[str, str]]
+) -> None:
+    """While the audit log refuses rows, no change lands (and the client gets an AWS error)."""
+    _, peer = server
+    data, _, _ = initialised
+    conn = sqlite3.connect(data / "xtok.db", isolation_level=None)
+    conn.execute(
+        "CREATE TRIGGER audit_down BEFORE INSERT ON audit "
+        "BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END"
+    )
+    sm = peer.client("secretsmanager")
+    with pytest.raises(ClientError) as refused:
+        sm.create_secret(Name="unaudited/s", SecretString="v")
+    assert refused.value.response["Error"]["Code"] == "InternalFailure"
+    conn.execute("DROP TRIGGER audit_down")
+    conn.close()
+    with pytest.raises(ClientError) as missing:
+        sm.describe_secret(SecretId="unaudited/s")
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"

@@ -7,6 +7,7 @@ import sys
 import traceback
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,13 +120,17 @@ class Endpoint:
                 else wire.parse_query(op_model, form)
             )
             ctx = Ctx(self.db, self.sealer, self.settings, caller, now)
-            result = handler(ctx, params)
-            payload = (
-                wire.render_json(op_model, result)
-                if protocol == "json"
-                else wire.render_query(service, op_model, result, request_id)
-            )
-            self._record(now, caller, service, action, ctx.resource, "allow", None)
+            # A change and its audit row commit together (a Fault keeps what was written before
+            # it, e.g. a used MFA code). Reads stay outside the write lock.
+            scope = self.db.write(keep_on=(Fault,)) if _changes(action) else nullcontext()
+            with scope:
+                result = handler(ctx, params)
+                payload = (
+                    wire.render_json(op_model, result)
+                    if protocol == "json"
+                    else wire.render_query(service, op_model, result, request_id)
+                )
+                self._record(now, caller, service, action, ctx.resource, "allow", None)
             ctype = "application/x-amz-json-1.1" if protocol == "json" else "text/xml"
             return 200, {"content-type": ctype, "x-amzn-requestid": request_id}, payload
         except Fault as fault:
@@ -166,7 +171,11 @@ class Endpoint:
         code = fault.code_for(protocol)
         decision = "deny" if code.startswith("AccessDenied") else "error"
         resource = ctx.resource if ctx else None
-        self._record(now, caller or fault.principal, service, action, resource, decision, code)
+        try:
+            self._record(now, caller or fault.principal, service, action, resource, decision, code)
+        except Exception as exc:  # the answer is an error anyway; say why on the server side
+            print(f"xtok server: cannot write the audit log: {type(exc).__name__}", file=sys.stderr)
+            fault = Fault("InternalFailure", "The server could not record the request.", 500)
         return wire.render_error(protocol, service, fault, request_id)
 
     def _record(
@@ -191,6 +200,11 @@ class Endpoint:
                 error=error,
             )
         )
+
+
+def _changes(action: str) -> bool:
+    """Whether an operation writes state (STS sessions included)."""
+    return action == "GetSessionToken" or not action.startswith(("Get", "List", "Describe"))
 
 
 def _form(url: str, body: bytes) -> dict[str, str]:

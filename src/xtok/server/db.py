@@ -74,17 +74,33 @@ class Database:
         return conn
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, taken at once (BEGIN IMMEDIATE) so writers queue, not fail."""
+    def write(
+        self, *, keep_on: tuple[type[BaseException], ...] = ()
+    ) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken at once (BEGIN IMMEDIATE) so writers queue, not fail.
+
+        Nested inside another on the same thread, it joins the outer one. An exception of a
+        `keep_on` type still commits what was written (then propagates); any other rolls back.
+        """
         conn = self._conn()
+        if getattr(self._local, "in_write", False):
+            yield conn
+            return
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
+            self._local.in_write = True
             try:
                 yield conn
+            except keep_on:
+                conn.execute("COMMIT")
+                raise
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            else:
+                conn.execute("COMMIT")
+            finally:
+                self._local.in_write = False
 
     def one(self, sql: str, *args: Any) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._conn().execute(sql, args).fetchone()
