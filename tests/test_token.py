@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -175,3 +176,12 @@ def test_durations() -> None:
     for bad in ("", "15x", "m", "1.5h", "-5m", "15m abc"):
         with pytest.raises(UsageError):
             parse_duration(bad)
+
+
+def test_the_start_of_a_token_holds_no_secret_part() -> None:
+    """What a truncated display shows (the first 60 characters) decodes to metadata only."""
+    text = tokens.encode(make())
+    head = text[len("xtok1.") : 60]
+    decoded = base64.urlsafe_b64decode(head[: len(head) // 4 * 4])
+    assert b'"kind"' in decoded
+    assert b"ASIA" not in decoded and SECRET_KEY[:4].encode() not in decoded

@@ -69,7 +69,11 @@ class Demo:
             check=False,
         )
         for line in (proc.stdout + proc.stderr).splitlines():
-            self.say("  " + (line if len(line) < 160 else line[:60] + f"… ({len(line)} chars)"))
+            if line.startswith("xtok") and "." in line[:8]:  # a token: never shown, even in part
+                line = line[: line.index(".") + 1] + f"… ({len(line)} characters)"
+            elif len(line) >= 160:
+                line = line[:60] + f"… ({len(line)} characters)"
+            self.say("  " + line)
         if proc.returncode != expect:
             raise DemoFailed(f"`xtok {args[0]}` exited {proc.returncode}, expected {expect}")
         return proc

@@ -123,16 +123,17 @@ def _from_ts(value: object) -> datetime | None:
 
 def encode(creds: Credentials) -> str:
     """The one-line xtok form of `creds`."""
+    # Metadata first: the start of a token (what a truncated display shows) holds no secret part.
     payload = {
-        "k": creds.access_key_id,
-        "s": creds.secret_access_key.reveal_text(),
-        "t": creds.session_token.reveal_text(),
+        "kind": creds.kind,
         "iat": _ts(creds.issued),
         "exp": _ts(creds.expiration),
-        "kind": creds.kind,
         "name": creds.session_name,
         "scope": creds.scope.to_json() if creds.scope else None,
         "region": creds.region,
+        "k": creds.access_key_id,
+        "s": creds.secret_access_key.reveal_text(),
+        "t": creds.session_token.reveal_text(),
     }
     return armor.encode(KIND, VERSION, payload)
 
