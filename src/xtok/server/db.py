@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE TABLE IF NOT EXISTS secrets (
     name TEXT PRIMARY KEY, arn TEXT UNIQUE NOT NULL, description TEXT, created REAL NOT NULL,
     changed REAL NOT NULL, accessed REAL, deleted REAL, purge_after REAL);
+-- Every Secrets Manager request looks for secrets due to be purged: keep that an index probe.
+CREATE INDEX IF NOT EXISTS secrets_purge ON secrets (purge_after) WHERE purge_after IS NOT NULL;
 CREATE TABLE IF NOT EXISTS secret_versions (
     arn TEXT NOT NULL, version_id TEXT NOT NULL, value BLOB NOT NULL, binary INTEGER NOT NULL,
     stages TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (arn, version_id));

@@ -171,10 +171,12 @@ def _check_trust(
         actions.append("sts:SetSourceIdentity")
     if tagged:
         actions.append("sts:TagSession")
+    policies = identity_policies(ctx.db, caller)
+    principals = caller.principal_arns
     for action in actions:
         request = Request(action, role_arn, context)
-        decision, direct = trust_allows(trust, request, caller.principal_arns)
-        identity = decide(request, identity_policies(ctx.db, caller), caller.session_policy)
+        decision, direct = trust_allows(trust, request, principals)
+        identity = decide(request, policies, caller.session_policy)
         if (
             decision is not Decision.ALLOW
             or identity is Decision.DENY
