@@ -28,7 +28,6 @@ from xtok.mask import redact
 if TYPE_CHECKING:
     from botocore.session import Session as BotocoreSession
 
-    from xtok.token import Credentials
 
 # STS and IAM are global; Secrets Manager needs a region and has no sensible default.
 _GLOBAL_SERVICES_REGION = "us-east-1"
@@ -81,21 +80,14 @@ class AwsConfig:
     endpoint_url: str | None = None
 
 
-def session(config: AwsConfig, creds: Credentials | None = None) -> BotocoreSession:
-    """A botocore session (boto3's engine, without boto3's import cost): the profile/env
-    chain, or exactly `creds` when given."""
+def session(config: AwsConfig) -> BotocoreSession:
+    """A botocore session (boto3's engine, without boto3's import cost) on the profile/env
+    chain. (The fetch step signs with the token's credentials itself: see xtok.fetch.)"""
     import botocore.session
 
     sess = botocore.session.Session(profile=config.profile)
-    if creds is not None:
-        sess.set_credentials(
-            creds.access_key_id,
-            creds.secret_access_key.reveal_text(),
-            creds.session_token.reveal_text(),
-        )
-    region = config.region or (creds.region if creds else None)
-    if region:
-        sess.set_config_variable("region", region)
+    if config.region:
+        sess.set_config_variable("region", config.region)
     return sess
 
 
