@@ -21,7 +21,7 @@ from pathlib import Path
 
 from _endpoint import endpoint
 
-from xtok.variants import patterns_for
+from xtok.run.variants import patterns_for
 
 WORDS = [
     b"INFO",

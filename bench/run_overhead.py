@@ -15,7 +15,7 @@ import time
 
 from _endpoint import endpoint
 
-from xtok import token as tokens
+from xtok.tokens import token as tokens
 
 
 def median_time(argv: list[str], env: dict[str, str], runs: int) -> float:

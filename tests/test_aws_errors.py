@@ -18,8 +18,8 @@ from urllib.parse import parse_qs
 import pytest
 from conftest import ACCOUNT, CANARY, aws_env, run_xtok
 
-from xtok import token as tokens
 from xtok.sensitive import Secret
+from xtok.tokens import token as tokens
 
 CALLER = f"""<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
 <GetCallerIdentityResult><Arn>arn:aws:iam::{ACCOUNT}:user/alice@example</Arn>

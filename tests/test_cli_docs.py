@@ -117,8 +117,8 @@ def test_completion_script(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("argv", [["--help"], ["inspect", "-"]])
 def test_light_commands_do_not_import_boto(argv: list[str]) -> None:
-    from xtok import token as tokens
     from xtok.sensitive import Secret
+    from xtok.tokens import token as tokens
 
     token = tokens.encode(
         tokens.Credentials("ASIAIOSFODNN7EXAMPLE", Secret("k" * 40), Secret("t" * 40))

@@ -25,8 +25,8 @@ import boto3
 import pytest
 from conftest import ACCOUNT, APPROVER, CANARY, ROOT, DevServer, Result, aws_env, run_xtok
 
-from xtok import token as tokens
 from xtok.sensitive import Secret
+from xtok.tokens import token as tokens
 
 CHILD = str(ROOT / "tests" / "child_report.py")
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xtok.mask import MARK, Masker, Patterns, redact
-from xtok.matcher import AhoCorasickMatcher, HyperscanMatcher, Matcher, PythonMatcher
-from xtok.variants import MIN_LINE_LEN, patterns_for
+from xtok.run.mask import MARK, Masker, Patterns, redact
+from xtok.run.matcher import AhoCorasickMatcher, HyperscanMatcher, Matcher, PythonMatcher
+from xtok.run.variants import MIN_LINE_LEN, patterns_for
 
 MATCHERS = [HyperscanMatcher, AhoCorasickMatcher, PythonMatcher]
 SECRET = b"hunter2-Sup3r/Secret+Value"
@@ -253,7 +253,7 @@ def test_any_chunking_equals_the_reference(
 def test_the_fastest_matcher_is_chosen_where_it_installs() -> None:
     import platform
 
-    from xtok.matcher import best
+    from xtok.run.matcher import best
 
     chosen = best([b"abcd"]).name
     if platform.system() == "Linux" and platform.machine() == "x86_64":

@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 import pytest
 from parliament import analyze_policy_string
 
-from xtok import policy
+from xtok.aws import policy
 from xtok.errors import UsageError
 
 ALICE = "arn:aws:iam::123456789012:user/alice"

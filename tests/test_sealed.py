@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import ACCOUNT, CANARY, DevServer, Result, aws_env, run_xtok
 
-from xtok import armor, seal
-from xtok import token as tokens
-from xtok.ci import RunIdentity, detect
+from xtok.approval import seal
+from xtok.approval.ci import RunIdentity, detect
 from xtok.errors import ConfigError, TokenError
-from xtok.fetch import parse_ref
+from xtok.refs import parse_ref
 from xtok.sensitive import Secret
+from xtok.tokens import armor
+from xtok.tokens import token as tokens
 
 JENKINS = {
     "JENKINS_URL": "https://ci.example/",

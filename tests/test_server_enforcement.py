@@ -224,7 +224,7 @@ def test_name_with_six_wildcards_matches_one_secret_only(peer: Peer, unique: str
 
 
 def test_revoke_denies_old_sessions_and_allows_new_ones(peer: Peer, unique: str) -> None:
-    from xtok.policy import REVOKE_POLICY_NAME, revoke_policy
+    from xtok.aws.policy import REVOKE_POLICY_NAME, revoke_policy
 
     secrets(peer, f"rev-{unique}/s")
     name = f"rev-{unique}"
@@ -247,7 +247,7 @@ def test_revoke_denies_old_sessions_and_allows_new_ones(peer: Peer, unique: str)
 
 
 def test_mfa_required_role_refuses_a_session_without_mfa(peer: Peer, unique: str) -> None:
-    from xtok.policy import role_trust_policy
+    from xtok.aws.policy import role_trust_policy
 
     user = f"mfa-{unique}"
     keys = user_with_keys(peer, user)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from xtok import policy
+from xtok.aws import policy
 from xtok.server.evaluation import Decision, Request, decide, parse_document, trust_allows
 from xtok.server.faults import Fault
 

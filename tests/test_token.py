@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from xtok import token as tokens
 from xtok.errors import TokenError, TokenExpired
 from xtok.sensitive import Secret
+from xtok.tokens import token as tokens
 
 NOW = datetime(2026, 11, 25, 14, 0, 0, tzinfo=UTC)
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzzSECRETPART"
@@ -150,7 +150,7 @@ def test_repr_hides_secret_parts() -> None:
 
 
 def test_aws_names_from_labels() -> None:
-    from xtok.mint import aws_name, caller_name
+    from xtok.aws.mint import aws_name, caller_name
 
     assert aws_name("build #7 of deploy") == "build-7-of-deploy"
     assert aws_name("x") == "x-" and aws_name("###") == "xtok"

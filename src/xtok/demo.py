@@ -223,7 +223,7 @@ class Demo:
             raise DemoFailed("the step's output was not masked, or saw AWS variables")
 
         self.step("7. The token's credentials cannot read a secret outside its scope")
-        from xtok import token as tokens
+        from xtok.tokens import token as tokens
 
         creds = tokens.parse(token)
         raw = {
@@ -315,7 +315,7 @@ class Demo:
 
 
 def _session_policy() -> str:
-    from xtok.policy import Target, compact, session_policy
+    from xtok.aws.policy import Target, compact, session_policy
 
     return compact(session_policy(Target((SECRET_NAME,))))
 

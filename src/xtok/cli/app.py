@@ -55,7 +55,7 @@ def aws_options(*, profile: bool = True) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from xtok.aws import AwsConfig
+            from xtok.aws.session import AwsConfig
 
             kwargs["aws"] = AwsConfig(
                 profile=kwargs.pop("profile", None),
@@ -117,7 +117,7 @@ def cli() -> None:
 def target_of(
     secrets: Sequence[str], prefix: str | None, region: str = "*", account: str = "*"
 ) -> Any:
-    from xtok.policy import Target
+    from xtok.aws.policy import Target
 
     return Target(tuple(secrets), prefix, region=region, account=account)
 
@@ -219,7 +219,7 @@ def role_option(help_text: str) -> Callable[[F], F]:
 
 def parse_refs(secret_specs: Sequence[str], secret_file_specs: Sequence[str]) -> list[Any]:
     """The `--secret` and `--secret-file` requests, checked (each ENV once)."""
-    from xtok.fetch import check_unique, parse_ref
+    from xtok.refs import check_unique, parse_ref
 
     refs = [parse_ref(s) for s in secret_specs]
     refs += [parse_ref(s, as_file=True) for s in secret_file_specs]

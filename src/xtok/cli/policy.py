@@ -46,7 +46,7 @@ def policy_reader(
 
     One secret is matched as NAME-?????? (its ARN suffix), a prefix as P*.
     """
-    from xtok.policy import pretty, reader_policy
+    from xtok.aws.policy import pretty, reader_policy
 
     doc = reader_policy(
         target_of(secrets, prefix, arn_region, account), require_mfa=not unsafe_no_mfa
@@ -77,7 +77,7 @@ def policy_role(
     only: str | None,
 ) -> None:
     """The role's trust policy (named principals, MFA) and its permission policy."""
-    from xtok.policy import pretty, role_permission_policy, role_trust_policy
+    from xtok.aws.policy import pretty, role_permission_policy, role_trust_policy
 
     trust_doc = role_trust_policy(trust, require_mfa=not unsafe_no_mfa, mfa_max_age=mfa_max_age)
     permissions = role_permission_policy(target_of(secrets, prefix, arn_region, account))
@@ -94,7 +94,7 @@ def policy_role(
 @prefix_option
 def policy_session(secrets: tuple[str, ...], prefix: str | None) -> None:
     """The inline session policy `xtok token --role` attaches (at most 2,048 characters)."""
-    from xtok.policy import pretty, session_policy
+    from xtok.aws.policy import pretty, session_policy
 
     click.echo(pretty(session_policy(target_of(secrets, prefix))))
 
@@ -140,7 +140,7 @@ def setup_aws(
     aws: Any,
 ) -> None:
     """Create or update the role, its trust policy and its permission policy (idempotent)."""
-    from xtok.provision import RoleSpec, setup
+    from xtok.aws.provision import RoleSpec, setup
 
     if unsafe_no_mfa:
         warn("--unsafe-no-mfa: stolen long-term keys of a trusted principal can assume the role")
@@ -187,7 +187,7 @@ def revoke_cmd(
     aws: Any,
 ) -> None:
     """Deny every session issued before TIME (AWSRevokeOlderSessions on aws:TokenIssueTime)."""
-    from xtok.revoke import plan, revoke
+    from xtok.aws.revoke import plan, revoke
 
     when = _parse_time(before) if before else utcnow()
     call = plan(role=role_name, user=user_name, before=when)

@@ -96,9 +96,9 @@ def run_cmd(
     The command gets the secrets, never the token or any AWS credential.
     Tokens are never accepted on the command line.
     """
-    from xtok import runner
-    from xtok import token as tokens
-    from xtok.fetch import fetch
+    from xtok.aws.fetch import fetch
+    from xtok.run import runner
+    from xtok.tokens import token as tokens
 
     _refuse_token_as_command(command)
     refs = parse_refs(secret_specs, secret_file_specs)
@@ -112,7 +112,7 @@ def run_cmd(
     ttl = parse_duration(min_ttl)
     text, var = _read_token(token_stdin, token_file, token_env)
     if sealed:
-        from xtok import seal
+        from xtok.approval import seal
 
         request, creds = seal.open_sealed(
             seal.SealedToken.parse(text), state_dir or seal.default_state_dir()
@@ -137,7 +137,7 @@ _TOKEN_LIKE = re.compile(r"^(xtok[rs]?\d+\.|\{)")
 
 def _refuse_token_as_command(command: Sequence[str]) -> None:
     """A token (even a mangled one) in the command's place would be echoed as "not found"."""
-    from xtok.armor import compact
+    from xtok.tokens.armor import compact
 
     word = compact(command[0])
     if not (_TOKEN_LIKE.match(word) or (word.count(":") == 2 and len(word) > 40)):

@@ -53,8 +53,8 @@ def secret_put(
     The value comes from a hidden prompt (asked twice) on a terminal, from --from-file, or
     from stdin. It is never accepted on the command line.
     """
-    from xtok import store
-    from xtok.policy import check_secret_name, name_looks_suffixed
+    from xtok.aws import store
+    from xtok.aws.policy import check_secret_name, name_looks_suffixed
 
     check_secret_name(name)
     value = _read_secret_value(from_file, keep_newline)
@@ -113,7 +113,7 @@ def _read_secret_value(from_file: str | None, keep_newline: bool) -> Any:
 @aws_options()
 def secret_ls(prefix: str | None, as_json: bool, aws: Any) -> None:
     """List secret names (and when they changed), optionally under a prefix."""
-    from xtok import store
+    from xtok.aws import store
 
     rows = store.list_names(aws, prefix)
     if as_json:
@@ -129,7 +129,7 @@ def secret_ls(prefix: str | None, as_json: bool, aws: Any) -> None:
 @aws_options()
 def secret_describe(name: str, as_json: bool, aws: Any) -> None:
     """Show a secret's metadata (ARN, dates, versions). Never its value."""
-    from xtok import store
+    from xtok.aws import store
 
     meta = store.describe(aws, name)
     if as_json:

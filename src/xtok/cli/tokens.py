@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from xtok.armor import compact
 from xtok.cli.app import (
     TOKEN_ENV_DEFAULT,
     ask_mfa_code,
@@ -36,6 +35,7 @@ from xtok.cli.app import (
 )
 from xtok.duration import format_duration, parse_duration
 from xtok.errors import Error, Interrupted, UsageError
+from xtok.tokens.armor import compact
 
 
 @cli.command("token")
@@ -73,8 +73,8 @@ def token_cmd(
     aws: Any,
 ) -> None:
     """Mint a short-lived token with your own AWS identity and print it on one line."""
-    from xtok import token as tokens
-    from xtok.mint import MintRequest, mint
+    from xtok.aws.mint import MintRequest, mint
+    from xtok.tokens import token as tokens
 
     target = target_of(secrets, prefix) if (secrets or prefix) else None
     req = MintRequest(
@@ -105,7 +105,7 @@ def inspect_cmd(token_text: str | None, as_json: bool) -> None:
 
     Reads stdin when TOKEN is - or absent (or $XTOK_TOKEN when stdin is a terminal).
     """
-    from xtok import token as tokens
+    from xtok.tokens import token as tokens
 
     if token_text is None or token_text == "-":  # noqa: S105 - "-" means stdin
         env = os.environ.get(TOKEN_ENV_DEFAULT)
@@ -158,8 +158,8 @@ def inspect_cmd(token_text: str | None, as_json: bool) -> None:
 
 def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
     """What a request code or a sealed token shows without the run's private key."""
-    from xtok.request import RequestCode
-    from xtok.seal import SealedToken
+    from xtok.approval.request import RequestCode
+    from xtok.approval.seal import SealedToken
 
     info: dict[str, Any]
     if kind == "xtokr":
@@ -223,8 +223,8 @@ def request_cmd(
     token that `xtok approve` seals for the code. The run's identity (CI, job, build, commit)
     is detected for Jenkins, GitHub Actions and GitLab CI.
     """
-    from xtok import ci, seal
-    from xtok.mint import MAX_ROLE_DURATION, MIN_DURATION
+    from xtok.approval import ci, seal
+    from xtok.aws.mint import MAX_ROLE_DURATION, MIN_DURATION
 
     refs = parse_refs(secret_specs, secret_file_specs)
     if not refs:
@@ -275,9 +275,9 @@ def approve_cmd(
     the sealed token (safe to paste anywhere: only the requesting run can open it, once).
     REQUEST_CODE may be - to read it from stdin.
     """
-    from xtok import seal
-    from xtok.mint import MintRequest, mint
-    from xtok.request import RequestCode
+    from xtok.approval import seal
+    from xtok.approval.request import RequestCode
+    from xtok.aws.mint import MintRequest, mint
 
     request = RequestCode.parse(read_stdin() if code == "-" else code)
     role = role_arn or request.role
@@ -328,7 +328,7 @@ def approve_cmd(
     creds = mint(aws, req, utcnow(), ask_mfa_code)
     text = seal.seal(request, creds).encode()
     if jenkins_url:
-        from xtok.jenkins import submit
+        from xtok.approval.jenkins import submit
 
         try:
             input_id = submit(jenkins_url, text)

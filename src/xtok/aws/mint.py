@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from xtok.aws import AwsConfig, aws_errors, client, region_of, session
+from xtok.aws.policy import Target, compact, session_policy
+from xtok.aws.session import AwsConfig, aws_errors, client, region_of, session
 from xtok.duration import format_duration
 from xtok.errors import UsageError
-from xtok.policy import Target, compact, session_policy
 from xtok.sensitive import Secret
-from xtok.token import Credentials, Kind, Scope
+from xtok.tokens.token import Credentials, Kind, Scope
 
 MIN_DURATION = 900
 MAX_ROLE_DURATION = 43_200  # AssumeRole: up to the role's MaxSessionDuration, at most 12 h

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from xtok.aws import AwsConfig, aws_errors, client, session
+from xtok.aws.iam import Call
+from xtok.aws.policy import Target, role_permission_policy, role_trust_policy
+from xtok.aws.session import AwsConfig, aws_errors, client, session
 from xtok.errors import UsageError
-from xtok.iam import Call
-from xtok.policy import Target, role_permission_policy, role_trust_policy
 
 PERMISSION_POLICY_NAME = "xtok-read-secrets"
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)

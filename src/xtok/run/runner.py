@@ -20,10 +20,10 @@ from pathlib import Path
 from types import FrameType
 
 from xtok.errors import Interrupted, LaunchError
-from xtok.fetch import SecretRef
-from xtok.mask import Masker, Patterns, warn_short
+from xtok.refs import SecretRef
+from xtok.run.mask import Masker, Patterns, warn_short
+from xtok.run.variants import patterns_for
 from xtok.sensitive import Secret
-from xtok.variants import patterns_for
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _READ_SIZE = 1 << 16

@@ -6,7 +6,7 @@ longest tail that could still grow into a pattern is held back (never more than 
 pattern minus one byte), and everything else comes out at once. The output equals masking the
 whole stream in one piece, whatever the chunking; memory is bounded by the held tail.
 
-Matching is done by `xtok.matcher` (Hyperscan, else Aho-Corasick in Rust, else Python).
+Matching is done by `xtok.run.matcher` (Hyperscan, else Aho-Corasick in Rust, else Python).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
-from xtok.matcher import Matcher, Span, best
-from xtok.variants import MIN_SECRET_LEN
+from xtok.run.matcher import Matcher, Span, best
+from xtok.run.variants import MIN_SECRET_LEN
 
 MARK = b"***"
 _PROBE = 4  # pattern prefixes this long locate candidate tails quickly

@@ -9,7 +9,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from xtok.aws import aws_errors
+from xtok.aws.session import aws_errors
 
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 

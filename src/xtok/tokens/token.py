@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from xtok import armor
 from xtok.duration import format_duration
 from xtok.errors import TokenError, TokenExpired
 from xtok.sensitive import Secret
+from xtok.tokens import armor
 
 KIND = "xtok"
 VERSION = 1

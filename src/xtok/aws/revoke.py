@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from xtok.aws import AwsConfig, client, session
+from xtok.aws.iam import Call
+from xtok.aws.policy import REVOKE_POLICY_NAME, revoke_policy
+from xtok.aws.session import AwsConfig, client, session
 from xtok.errors import UsageError
-from xtok.iam import Call
-from xtok.policy import REVOKE_POLICY_NAME, revoke_policy
 
 
 def plan(*, role: str | None, user: str | None, before: datetime) -> Call:

@@ -13,11 +13,11 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from xtok import armor
-from xtok.ci import RunIdentity
+from xtok.approval.ci import RunIdentity
+from xtok.aws.policy import check_secret_name
 from xtok.errors import TokenError
-from xtok.fetch import SecretRef, check_unique
-from xtok.policy import check_secret_name
+from xtok.refs import SecretRef, check_unique
+from xtok.tokens import armor
 
 KIND = "xtokr"
 VERSION = 1
@@ -89,7 +89,7 @@ def _ref_json(ref: SecretRef) -> dict[str, Any]:
 
 
 def _ref_from(item: Any) -> SecretRef:
-    from xtok.fetch import parse_ref
+    from xtok.refs import parse_ref
 
     spec = f"{item['env']}={check_secret_name(str(item['name']))}"
     if item.get("key"):

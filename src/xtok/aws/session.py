@@ -23,7 +23,7 @@ from xtok.errors import (
     TokenExpired,
     UsageError,
 )
-from xtok.mask import redact
+from xtok.run.mask import redact
 
 if TYPE_CHECKING:
     from botocore.session import Session as BotocoreSession
@@ -82,7 +82,7 @@ class AwsConfig:
 
 def session(config: AwsConfig) -> BotocoreSession:
     """A botocore session (boto3's engine, without boto3's import cost) on the profile/env
-    chain. (The fetch step signs with the token's credentials itself: see xtok.fetch.)"""
+    chain. (The fetch step signs with the token's credentials itself: see xtok.aws.fetch.)"""
     import botocore.session
 
     sess = botocore.session.Session(profile=config.profile)

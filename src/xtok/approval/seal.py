@@ -24,12 +24,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from xtok import armor
-from xtok import token as tokens
-from xtok.ci import RunIdentity
+from xtok.approval.ci import RunIdentity
+from xtok.approval.request import RequestCode
 from xtok.errors import ConfigError, TokenError
-from xtok.fetch import SecretRef
-from xtok.request import RequestCode
+from xtok.refs import SecretRef
+from xtok.tokens import armor
+from xtok.tokens import token as tokens
 
 KIND = "xtoks"
 VERSION = 1

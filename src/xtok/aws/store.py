@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from xtok.aws import AwsConfig, aws_errors, client, session
-from xtok.policy import check_prefix, check_secret_name
+from xtok.aws.policy import check_prefix, check_secret_name
+from xtok.aws.session import AwsConfig, aws_errors, client, session
 from xtok.sensitive import Secret
 
 

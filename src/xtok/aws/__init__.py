@@ -1,0 +1,1 @@
+"""Talking to AWS or the local endpoint: sessions, minting, store, fetch, IAM, policies."""

@@ -1,0 +1,1 @@
+"""The runner: the child process, and masking of its output."""

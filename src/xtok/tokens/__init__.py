@@ -1,0 +1,1 @@
+"""Plain tokens and their armored one-line text form."""
