@@ -41,6 +41,26 @@ CREATE INDEX IF NOT EXISTS secrets_purge ON secrets (purge_after) WHERE purge_af
 CREATE TABLE IF NOT EXISTS secret_versions (
     arn TEXT NOT NULL, version_id TEXT NOT NULL, value BLOB NOT NULL, binary INTEGER NOT NULL,
     stages TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (arn, version_id));
+CREATE TABLE IF NOT EXISTS tags (
+    kind TEXT NOT NULL, owner TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (kind, owner, key));
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY, group_id TEXT NOT NULL, path TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS group_members (
+    group_name TEXT NOT NULL, user_name TEXT NOT NULL, PRIMARY KEY (group_name, user_name));
+CREATE INDEX IF NOT EXISTS group_members_user ON group_members (user_name);
+CREATE TABLE IF NOT EXISTS managed_policies (
+    arn TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, policy_id TEXT NOT NULL, path TEXT NOT NULL,
+    description TEXT, default_version TEXT NOT NULL, next_version INTEGER NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS policy_versions (
+    arn TEXT NOT NULL, version_id TEXT NOT NULL, document TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (arn, version_id));
+-- Managed policies attached to users, roles and groups (kind, owner name).
+CREATE TABLE IF NOT EXISTS attachments (
+    kind TEXT NOT NULL, owner TEXT NOT NULL, policy_arn TEXT NOT NULL,
+    PRIMARY KEY (kind, owner, policy_arn));
+CREATE INDEX IF NOT EXISTS attachments_policy ON attachments (policy_arn);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, time TEXT NOT NULL, principal TEXT, session_name TEXT,
     source_identity TEXT, action TEXT NOT NULL, resource TEXT, decision TEXT NOT NULL,

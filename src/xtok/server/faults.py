@@ -45,7 +45,7 @@ class Fault(Exception):
         return cls(
             "ExpiredToken",
             "The security token included in the request is expired",
-            400,
+            403,
             "ExpiredTokenException",
         )
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
+import secrets
+import string
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from xtok.server import tags
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_text, register_into
 
@@ -50,6 +54,7 @@ def _purge_expired(ctx: Ctx) -> None:
 
 def _drop(conn: Any, arn: str) -> None:
     conn.execute("DELETE FROM secret_versions WHERE arn = ?", (arn,))
+    tags.remove(conn, "secret", arn)
     conn.execute("DELETE FROM secrets WHERE arn = ?", (arn,))
 
 
@@ -101,31 +106,92 @@ def _value(p: dict[str, Any]) -> tuple[bytes, bool] | None:
 def _add_version(
     ctx: Ctx, conn: Any, arn: str, value: tuple[bytes, bool], version_id: str, stages: list[str]
 ) -> None:
-    """Store a version; AWSCURRENT moves to it and the old current becomes AWSPREVIOUS."""
-    if conn.execute(
-        "SELECT 1 FROM secret_versions WHERE arn = ? AND version_id = ?", (arn, version_id)
-    ).fetchone():
-        raise Fault("ResourceExistsException", "A version with this ClientRequestToken exists.")
-    rows = conn.execute(
-        "SELECT version_id, stages FROM secret_versions WHERE arn = ?", (arn,)
-    ).fetchall()
-    for row in rows:
-        old = json.loads(row["stages"])
-        new = [s for s in old if s not in stages and s != "AWSPREVIOUS"]
-        if "AWSCURRENT" in stages and "AWSCURRENT" in old:
-            new.append("AWSPREVIOUS")
-        if new != old:
-            conn.execute(
-                "UPDATE secret_versions SET stages = ? WHERE arn = ? AND version_id = ?",
-                (json.dumps(new), arn, row["version_id"]),
-            )
+    """Store a version and move `stages` to it (see _move_stage). Retrying with the same
+    ClientRequestToken and value does nothing; with another value it fails, as in AWS."""
     raw, is_binary = value
+    existing = conn.execute(
+        "SELECT value, binary FROM secret_versions WHERE arn = ? AND version_id = ?",
+        (arn, version_id),
+    ).fetchone()
+    if existing is not None:
+        stored = ctx.sealer.open(existing["value"], f"secret:{arn}:{version_id}")
+        if hmac.compare_digest(stored, raw) and bool(existing["binary"]) == is_binary:
+            return
+        raise Fault(
+            "ResourceExistsException",
+            "A version with this ClientRequestToken already exists with a different value.",
+        )
     sealed = ctx.sealer.seal(raw, f"secret:{arn}:{version_id}")
     conn.execute(
         "INSERT INTO secret_versions VALUES (?,?,?,?,?,?)",
-        (arn, version_id, sealed, int(is_binary), json.dumps(stages), ctx.ts),
+        (arn, version_id, sealed, int(is_binary), "[]", ctx.ts),
     )
+    for stage in stages:
+        _move_stage(conn, arn, stage, version_id)
     conn.execute("UPDATE secrets SET changed = ? WHERE arn = ?", (ctx.ts, arn))
+
+
+def _stages_of(conn: Any, arn: str) -> dict[str, list[str]]:
+    rows = conn.execute(
+        "SELECT version_id, stages FROM secret_versions WHERE arn = ?", (arn,)
+    ).fetchall()
+    return {r["version_id"]: json.loads(r["stages"]) for r in rows}
+
+
+def _set_stages(conn: Any, arn: str, version_id: str, stages: list[str]) -> None:
+    conn.execute(
+        "UPDATE secret_versions SET stages = ? WHERE arn = ? AND version_id = ?",
+        (json.dumps(stages), arn, version_id),
+    )
+
+
+def _move_stage(conn: Any, arn: str, stage: str, to: str | None) -> None:
+    """Attach `stage` to version `to` (None: only detach it). A label is on one version at a
+    time; when AWSCURRENT moves, AWSPREVIOUS moves to the version that had AWSCURRENT, and
+    only then (Secrets Manager's staging rules)."""
+    stages = _stages_of(conn, arn)
+    holder = next((v for v, s in stages.items() if stage in s), None)
+    if holder == to:
+        return
+    if holder is not None:
+        _set_stages(conn, arn, holder, [s for s in stages[holder] if s != stage])
+    if to is not None:
+        current = [s for s in _stages_of(conn, arn)[to] if s != stage]
+        _set_stages(conn, arn, to, [*current, stage])
+    if stage == "AWSCURRENT" and holder is not None:
+        _move_stage(conn, arn, "AWSPREVIOUS", holder)
+
+
+def _version_stages(raw: Any) -> list[str]:
+    if raw is None:
+        return ["AWSCURRENT"]
+    if not (
+        isinstance(raw, list)
+        and 1 <= len(raw) <= 20
+        and all(isinstance(s, str) and 1 <= len(s) <= 256 for s in raw)
+    ):
+        raise _invalid_parameter("VersionStages must list 1-20 labels of 1-256 characters.")
+    return list(dict.fromkeys(raw))
+
+
+def _tags(raw: Any) -> dict[str, str]:
+    return tags.parse(
+        raw,
+        _invalid_parameter(
+            "Tags must be up to 50 of Key (1-128) and Value (0-256) of letters, digits, "
+            "spaces and _.:/=+-@; keys may not start with aws:"
+        ),
+    )
+
+
+def _add_tags(conn: Any, arn: str, new: dict[str, str]) -> None:
+    tags.add(
+        conn,
+        "secret",
+        arn,
+        new,
+        Fault("LimitExceededException", "A secret can have at most 50 tags."),
+    )
 
 
 @op("CreateSecret")
@@ -138,6 +204,7 @@ def create_secret(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     _purge_expired(ctx)
     value = _value(p)
     version_id = str(p.get("ClientRequestToken") or uuid.uuid4())
+    new_tags = _tags(p.get("Tags", []))
     with ctx.db.write() as conn:
         existing = conn.execute("SELECT deleted FROM secrets WHERE name = ?", (name,)).fetchone()
         if existing is not None:
@@ -154,6 +221,7 @@ def create_secret(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
             "INSERT INTO secrets VALUES (?,?,?,?,?,?,?,?)",
             (name, arn, p.get("Description"), ctx.ts, ctx.ts, None, None, None),
         )
+        _add_tags(conn, arn, new_tags)
         if value is not None:
             _add_version(ctx, conn, arn, value, version_id, ["AWSCURRENT"])
     result = {"ARN": arn, "Name": name}
@@ -167,7 +235,7 @@ def put_secret_value(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:PutSecretValue")
     value = _required_value(p)
     version_id = str(p.get("ClientRequestToken") or uuid.uuid4())
-    stages = list(p.get("VersionStages") or ["AWSCURRENT"])
+    stages = _version_stages(p.get("VersionStages"))
     with ctx.db.write() as conn:
         _add_version(ctx, conn, row["arn"], value, version_id, stages)
     return {
@@ -242,7 +310,8 @@ def describe_secret(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     return _metadata(ctx, row)
 
 
-def _metadata(ctx: Ctx, row: Any) -> dict[str, Any]:
+def _metadata(ctx: Ctx, row: Any, stages_key: str = "VersionIdsToStages") -> dict[str, Any]:
+    """A secret's description; DescribeSecret and ListSecrets name the version map differently."""
     versions = ctx.db.all(
         "SELECT version_id, stages FROM secret_versions WHERE arn = ?", row["arn"]
     )
@@ -254,7 +323,8 @@ def _metadata(ctx: Ctx, row: Any) -> dict[str, Any]:
         "LastChangedDate": _dt(row["changed"]),
         "LastAccessedDate": _dt(row["accessed"]),
         "DeletedDate": _dt(row["deleted"]),
-        "VersionIdsToStages": {
+        "Tags": tags.listed(ctx.db, "secret", row["arn"]),
+        stages_key: {
             v["version_id"]: json.loads(v["stages"]) for v in versions if json.loads(v["stages"])
         },
     }
@@ -269,28 +339,46 @@ def list_secrets(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         rows = [r for r in rows if r["deleted"] is None]
     for flt in p.get("Filters", []):
         key, values = flt.get("Key"), flt.get("Values", [])
-        if key not in ("name", "description", "all"):
+        if key not in _FILTERS:
             raise _invalid_parameter(f"Invalid filter key {key}")
-        rows = [r for r in rows if any(_filter_hit(r, key, v) for v in values)]
-    start = int(p.get("NextToken") or 0)
-    size = int(p.get("MaxResults") or 100)
-    page = rows[start : start + size]
-    result: dict[str, Any] = {"SecretList": [_metadata(ctx, r) for r in page]}
-    if start + size < len(rows):
-        result["NextToken"] = str(start + size)
+        rows = [r for r in rows if any(_filter_hit(ctx, r, key, v) for v in values)]
+    page, token = _page(p, rows)
+    result: dict[str, Any] = {
+        "SecretList": [_metadata(ctx, r, "SecretVersionsToStages") for r in page],
+        "NextToken": token,
+    }
     return result
 
 
-def _filter_hit(row: Any, key: str, value: str) -> bool:
+_FILTERS = ("name", "description", "tag-key", "tag-value", "all")
+
+
+def _filter_hit(ctx: Ctx, row: Any, key: str, value: str) -> bool:
     negate = value.startswith("!")
     value = value.removeprefix("!")
+    secret_tags = tags.of(ctx.db, "secret", row["arn"]) if "tag" in key or key == "all" else {}
     fields = {
         "name": [row["name"]],
         "description": [row["description"] or ""],
-        "all": [row["name"], row["description"] or ""],
+        "tag-key": list(secret_tags),
+        "tag-value": list(secret_tags.values()),
+        "all": [row["name"], row["description"] or "", *secret_tags, *secret_tags.values()],
     }[key]
     hit = any(f.startswith(value) for f in fields)
     return hit != negate
+
+
+def _page(p: dict[str, Any], items: list[Any], limit: int = 100) -> tuple[list[Any], str | None]:
+    """Secrets Manager's pagination: MaxResults (1-`limit`) and an opaque NextToken."""
+    try:
+        start = int(p.get("NextToken") or 0)
+        size = int(p.get("MaxResults") or limit)
+    except (TypeError, ValueError):
+        raise _invalid_parameter("NextToken must be one this server returned") from None
+    if start < 0 or not 1 <= size <= limit:
+        raise _invalid_parameter(f"MaxResults must be 1-{limit}")
+    more = start + size < len(items)
+    return items[start : start + size], str(start + size) if more else None
 
 
 @op("DeleteSecret")
@@ -326,6 +414,160 @@ def restore_secret(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
             "UPDATE secrets SET deleted = NULL, purge_after = NULL WHERE arn = ?", (row["arn"],)
         )
     return {"ARN": row["arn"], "Name": row["name"]}
+
+
+@op("UpdateSecretVersionStage")
+def update_secret_version_stage(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:UpdateSecretVersionStage")
+    stage = _version_stages([p.get("VersionStage")])[0]
+    move_to, remove_from = p.get("MoveToVersionId"), p.get("RemoveFromVersionId")
+    with ctx.db.write() as conn:
+        versions = _stages_of(conn, row["arn"])
+        for version in (move_to, remove_from):
+            if version is not None and version not in versions:
+                raise Fault(
+                    "ResourceNotFoundException",
+                    "Secrets Manager can't find the specified secret version.",
+                )
+        holder = next((v for v, s in versions.items() if stage in s), None)
+        if holder is not None and holder != move_to and remove_from != holder:
+            raise _invalid_parameter(
+                f"The staging label {stage} is attached to another version: "
+                "name it in RemoveFromVersionId to move it."
+            )
+        if remove_from is not None and remove_from != holder:
+            raise _invalid_parameter(
+                f"The staging label {stage} is not attached to version RemoveFromVersionId."
+            )
+        if move_to is None and stage == "AWSCURRENT":
+            raise _invalid_parameter("AWSCURRENT can only be moved to another version.")
+        _move_stage(conn, row["arn"], stage, move_to)
+        conn.execute("UPDATE secrets SET changed = ? WHERE arn = ?", (ctx.ts, row["arn"]))
+    return {"ARN": row["arn"], "Name": row["name"]}
+
+
+@op("ListSecretVersionIds")
+def list_secret_version_ids(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:ListSecretVersionIds")
+    rows = ctx.db.all(
+        "SELECT version_id, stages, created FROM secret_versions WHERE arn = ? "
+        "ORDER BY created DESC, version_id",
+        row["arn"],
+    )
+    if not p.get("IncludeDeprecated"):  # a version without labels is deprecated
+        rows = [r for r in rows if json.loads(r["stages"])]
+    page, token = _page(p, rows)
+    return {
+        "ARN": row["arn"],
+        "Name": row["name"],
+        "Versions": [
+            {
+                "VersionId": r["version_id"],
+                "VersionStages": json.loads(r["stages"]),
+                "CreatedDate": _dt(r["created"]),
+            }
+            for r in page
+        ],
+        "NextToken": token,
+    }
+
+
+@op("BatchGetSecretValue")
+def batch_get_secret_value(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    """Each secret is authorized as its own GetSecretValue; a secret the caller may not read, or
+    that does not exist, is an entry in Errors (with the same message as GetSecretValue)."""
+    ids, filters = p.get("SecretIdList"), p.get("Filters")
+    if (ids is None) == (filters is None):
+        raise _invalid_parameter("Specify either SecretIdList or Filters.")
+    ctx.allow("secretsmanager:BatchGetSecretValue", "*")
+    token = None
+    if ids is not None:
+        if not (isinstance(ids, list) and 1 <= len(ids) <= 20 and p.get("MaxResults") is None):
+            raise _invalid_parameter("SecretIdList must name 1-20 secrets, without MaxResults.")
+        wanted = [str(i) for i in ids]
+    else:  # needs ListSecrets too, as in AWS
+        listed = list_secrets(
+            ctx,
+            {
+                "Filters": filters,
+                "MaxResults": p.get("MaxResults") or 20,
+                "NextToken": p.get("NextToken"),
+            },
+        )
+        wanted, token = [e["ARN"] for e in listed["SecretList"]], listed.get("NextToken")
+    values, errors = [], []
+    for secret_id in wanted:
+        try:
+            values.append(get_secret_value(ctx, {"SecretId": secret_id}))
+        except Fault as fault:
+            errors.append(
+                {
+                    "SecretId": secret_id,
+                    "ErrorCode": fault.code_for("json"),
+                    "Message": fault.message,
+                }
+            )
+    ctx.resource = ",".join(v["ARN"] for v in values) or "*"  # what the audit log records
+    return {"SecretValues": values, "Errors": errors, "NextToken": token}
+
+
+_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+
+def _flag(p: dict[str, Any], key: str, default: bool = False) -> bool:
+    value = p.get(key, default)
+    if not isinstance(value, bool):
+        raise _invalid_parameter(f"{key} must be true or false.")
+    return value
+
+
+@op("GetRandomPassword")
+def get_random_password(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    ctx.allow("secretsmanager:GetRandomPassword", "*")
+    length = p.get("PasswordLength", 32)
+    if not isinstance(length, int) or isinstance(length, bool) or not 1 <= length <= 4096:
+        raise _invalid_parameter("PasswordLength must be between 1 and 4096.")
+    excluded = p.get("ExcludeCharacters", "")
+    if not isinstance(excluded, str):
+        raise _invalid_parameter("ExcludeCharacters must be a string.")
+    kinds = [
+        ("ExcludeLowercase", string.ascii_lowercase),
+        ("ExcludeUppercase", string.ascii_uppercase),
+        ("ExcludeNumbers", string.digits),
+        ("ExcludePunctuation", _PUNCTUATION),
+    ]
+    pools = [chars for flag, chars in kinds if not _flag(p, flag)]
+    if _flag(p, "IncludeSpace"):
+        pools.append(" ")
+    pools = [
+        kept for kept in ("".join(c for c in pool if c not in excluded) for pool in pools) if kept
+    ]
+    each = _flag(p, "RequireEachIncludedType", True)
+    if not pools or (each and length < len(pools)):
+        raise _invalid_parameter("No password of this length can include every required type.")
+    chars = [secrets.choice(pool) for pool in pools] if each else []
+    everything = "".join(pools)
+    chars += [secrets.choice(everything) for _ in range(length - len(chars))]
+    secrets.SystemRandom().shuffle(chars)
+    return {"RandomPassword": "".join(chars)}
+
+
+@op("TagResource")
+def tag_resource(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:TagResource")
+    new = _tags(p.get("Tags"))
+    with ctx.db.write() as conn:
+        _add_tags(conn, row["arn"], new)
+    return {}
+
+
+@op("UntagResource")
+def untag_resource(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:UntagResource")
+    keys = tags.keys(p.get("TagKeys"), _invalid_parameter("TagKeys must list tag keys."))
+    with ctx.db.write() as conn:
+        tags.remove(conn, "secret", row["arn"], keys)
+    return {}
 
 
 def _dt(ts: float | None) -> datetime | None:

@@ -215,14 +215,55 @@ def _j_value(shape: Shape, value: Any) -> Any:
     return value
 
 
+# The errors common to every query-protocol service, with the statuses AWS documents for them
+# (IAM and STS API references, "Common Errors"). A service's own errors come from its model.
+_QUERY_COMMON = {
+    "AccessDenied": 403,
+    "ExpiredToken": 403,
+    "IncompleteSignature": 400,
+    "InternalFailure": 500,
+    "InvalidAction": 400,
+    "InvalidClientTokenId": 403,
+    "InvalidParameterValue": 400,
+    "MalformedQueryString": 404,
+    "MissingAuthenticationToken": 403,
+    "RequestExpired": 400,
+    "SignatureDoesNotMatch": 403,
+    "ValidationError": 400,
+}
+
+
+@cache
+def _modeled_statuses(service: str) -> dict[str, int]:
+    statuses = {}
+    for shape in model(service).error_shapes:
+        error = shape.metadata.get("error") or {}
+        statuses[error.get("code", shape.name)] = int(error.get("httpStatusCode", 400))
+    return statuses
+
+
+def status(protocol: str, service: str, code: str, fallback: int) -> int:
+    """The HTTP status AWS answers `code` with. JSON 1.1 services (Secrets Manager) answer every
+    client error with 400, AccessDeniedException and the signature errors included; query
+    services (STS, IAM) use their model's status, else the documented common one."""
+    if fallback >= 500 or fallback == 413:  # server-side failures, and bodies never read
+        return fallback
+    if protocol == "json":
+        return 400
+    if service in ("sts", "iam") and code in _modeled_statuses(service):
+        return _modeled_statuses(service)[code]
+    return _QUERY_COMMON.get(code, fallback)
+
+
 def render_error(
     protocol: str, service: str, fault: Fault, request_id: str
 ) -> tuple[int, dict[str, str], bytes]:
     code = fault.code_for(protocol)
+    http_status = status(protocol, service, code, fault.status)
     if protocol == "json":
         body = json.dumps({"__type": code, "message": fault.message}).encode()
         return (
-            fault.status,
+            http_status,
             {
                 "content-type": "application/x-amz-json-1.1",
                 "x-amzn-errortype": code,
@@ -231,13 +272,13 @@ def render_error(
             body,
         )
     ns = model(service).metadata.get("xmlNamespace", "") if service else ""
-    kind = "Receiver" if fault.status >= 500 else "Sender"
+    kind = "Receiver" if http_status >= 500 else "Sender"
     body = (
         f'<ErrorResponse xmlns="{ns}"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
         f"<Message>{escape(fault.message)}</Message></Error><RequestId>{request_id}</RequestId>"
         "</ErrorResponse>"
     ).encode()
-    return fault.status, {"content-type": "text/xml", "x-amzn-requestid": request_id}, body
+    return http_status, {"content-type": "text/xml", "x-amzn-requestid": request_id}, body
 
 
 def iso(value: datetime | float) -> str:
