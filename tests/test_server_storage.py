@@ -123,7 +123,8 @@ def test_malformed_requests_get_aws_shaped_4xx(server: tuple[Server, Peer]) -> N
     assert status == 400 and json.loads(body)["__type"] == "UnknownOperationException"
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     status, body = signed(peer, "sts", b"Action=GetCallerIdentity&Version=2011-06-15\xff", form)
-    assert status == 400 and b"<Code>MalformedQueryString</Code>" in body
+    # 404 is what AWS documents for MalformedQueryString (IAM/STS "Common Errors").
+    assert status == 404 and b"<Code>MalformedQueryString</Code>" in body
     status, body = signed(peer, "iam", b"Action=GetAccountSummary&Version=2010-05-08", form)
     assert status == 400 and b"<Code>InvalidAction</Code>" in body
     big = b"Action=GetCallerIdentity&Version=2011-06-15&Pad=" + b"x" * (1 << 20)

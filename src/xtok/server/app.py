@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from xtok.errors import Error
-from xtok.server import iam, secretsmanager, sts, wire
+from xtok.server import iam, iam_groups, iam_policies, secretsmanager, sts, wire
 from xtok.server.audit import AuditLog, Record, audit_key
 from xtok.server.auth import Caller, identify
 from xtok.server.crypto import Sealer, new_key
@@ -27,7 +27,7 @@ DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
 HANDLERS: dict[str, dict[str, Handler]] = {
     "sts": sts.OPERATIONS,
-    "iam": iam.OPERATIONS,
+    "iam": iam.OPERATIONS | iam_groups.OPERATIONS | iam_policies.OPERATIONS,
     "secretsmanager": secretsmanager.OPERATIONS,
 }
 Clock = Callable[[], datetime]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from xtok.server import sigv4
+from xtok.server import sigv4, tags
 from xtok.server.crypto import Sealer
 from xtok.server.db import Database
 from xtok.server.evaluation import ContextValue, Decision, Document, Request, decide
@@ -103,6 +103,7 @@ def identify(
             kind="user",
             user=user["name"],
             user_id=user["user_id"],
+            tags=tags.of(db, "user", user["name"]),
         ), auth
     session = db.one("SELECT * FROM sessions WHERE key_id = ?", auth.access_key)
     if session is None:
@@ -125,7 +126,6 @@ def _session_caller(db: Database, account: str, session: Any) -> Caller:
         account=account,
         session_name=session["session_name"],
         source_identity=session["source_identity"],
-        tags=json.loads(session["tags"]),
         session_policy=json.loads(session["policy"]) if session["policy"] else None,
         issued=session["issued"],
         mfa=session["mfa"],
@@ -138,6 +138,8 @@ def _session_caller(db: Database, account: str, session: Any) -> Caller:
             kind="assumed-role",
             role=session["owner"],
             user_id=f"{role_id}:{session['session_name']}",
+            # aws:PrincipalTag: the role's tags, overridden by the session's own.
+            tags={**tags.of(db, "role", session["owner"]), **json.loads(session["tags"])},
             **common,
         )
     user = db.one("SELECT * FROM users WHERE name = ?", session["owner"])
@@ -148,13 +150,30 @@ def _session_caller(db: Database, account: str, session: Any) -> Caller:
         kind="session-token",
         user=user["name"],
         user_id=user["user_id"],
+        tags=tags.of(db, "user", user["name"]),
         **common,
     )
 
 
+# A principal's identity-based policies: its inline policies and the default versions of the
+# managed policies attached to it, and for a user the same of each group it belongs to.
+_IDENTITY_POLICIES = """
+WITH holders(kind, owner) AS (
+    SELECT ?1, ?2
+    UNION ALL SELECT 'group', group_name FROM group_members WHERE ?1 = 'user' AND user_name = ?2
+)
+SELECT p.document FROM inline_policies p JOIN holders h ON p.kind = h.kind AND p.owner = h.owner
+UNION ALL
+SELECT v.document FROM attachments a
+    JOIN holders h ON a.kind = h.kind AND a.owner = h.owner
+    JOIN managed_policies m ON m.arn = a.policy_arn
+    JOIN policy_versions v ON v.arn = m.arn AND v.version_id = m.default_version
+"""
+
+
 def identity_policies(db: Database, caller: Caller) -> list[Document]:
     kind, owner = ("role", caller.role) if caller.role else ("user", caller.user)
-    rows = db.all("SELECT document FROM inline_policies WHERE kind = ? AND owner = ?", kind, owner)
+    rows = db.all(_IDENTITY_POLICIES, kind, owner)
     return [json.loads(r["document"]) for r in rows]
 
 

@@ -81,3 +81,8 @@ class Fault(Exception):
     @classmethod
     def invalid(cls, message: str) -> Fault:
         return cls("ValidationError", message, 400, "ValidationException")
+
+    @classmethod
+    def invalid_input(cls, message: str) -> Fault:
+        """IAM's error for a parameter that breaks its rules."""
+        return cls("InvalidInput", message, 400, "InvalidParameterException")

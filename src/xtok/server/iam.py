@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from xtok.server import tags
 from xtok.server.evaluation import parse_document
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_id, random_text, register_into
@@ -100,6 +102,7 @@ def _user_out(ctx: Ctx, row: Any) -> dict[str, Any]:
         "UserId": row["user_id"],
         "Arn": _user_arn(ctx, row),
         "CreateDate": _dt(row["created"]),
+        "Tags": tags.listed(ctx.db, "user", row["name"]),
     }
 
 
@@ -113,6 +116,7 @@ def _role_out(ctx: Ctx, row: Any) -> dict[str, Any]:
         "AssumeRolePolicyDocument": quote(row["trust"]),
         "Description": row["description"],
         "MaxSessionDuration": row["max_session"],
+        "Tags": tags.listed(ctx.db, "role", row["name"]),
     }
 
 
@@ -123,10 +127,12 @@ def _role_out(ctx: Ctx, row: Any) -> dict[str, Any]:
 def create_user(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     name, path = _name(p, "UserName"), _path(p)
     ctx.allow("iam:CreateUser", f"arn:aws:iam::{ctx.account}:user{path}{name}")
+    new_tags = _tags(p.get("Tags", []))
     with ctx.db.write() as conn:
         if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
             raise _exists("User", name)
         conn.execute("INSERT INTO users VALUES (?,?,?,?)", (name, random_id("AIDA"), path, ctx.ts))
+        _add_tags(conn, "user", name, new_tags)
     return {"User": _user_out(ctx, _user(ctx, name))}
 
 
@@ -150,16 +156,20 @@ def delete_user(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         busy = conn.execute(
             "SELECT (SELECT count(*) FROM access_keys WHERE user_name = :n) + "
             "(SELECT count(*) FROM inline_policies WHERE kind = 'user' AND owner = :n) + "
-            "(SELECT count(*) FROM mfa_devices WHERE user_name = :n)",
+            "(SELECT count(*) FROM mfa_devices WHERE user_name = :n) + "
+            "(SELECT count(*) FROM group_members WHERE user_name = :n) + "
+            "(SELECT count(*) FROM attachments WHERE kind = 'user' AND owner = :n)",
             {"n": row["name"]},
         ).fetchone()[0]
         if busy:
             raise Fault(
                 "DeleteConflict",
-                "Cannot delete entity, must remove access keys, policies and MFA devices first.",
+                "Cannot delete entity, must remove access keys, policies, MFA devices and "
+                "group memberships first.",
                 409,
             )
         conn.execute("DELETE FROM users WHERE name = ?", (row["name"],))
+        tags.remove(conn, "user", row["name"])
     return {}
 
 
@@ -245,6 +255,7 @@ def create_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     name, path = _name(p, "RoleName"), _path(p)
     ctx.allow("iam:CreateRole", f"arn:aws:iam::{ctx.account}:role{path}{name}")
     trust = _trust_text(str(p.get("AssumeRolePolicyDocument", "")))
+    new_tags = _tags(p.get("Tags", []))
     with ctx.db.write() as conn:
         if conn.execute("SELECT 1 FROM roles WHERE name = ?", (name,)).fetchone():
             raise _exists("Role", name)
@@ -252,6 +263,7 @@ def create_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
             "INSERT INTO roles VALUES (?,?,?,?,?,?,?)",
             (name, random_id("AROA"), path, trust, _max_session(p), p.get("Description"), ctx.ts),
         )
+        _add_tags(conn, "role", name, new_tags)
     return {"Role": _role_out(ctx, _role(ctx, name))}
 
 
@@ -303,20 +315,31 @@ def delete_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     row = _target_role(ctx, p, "iam:DeleteRole")
     with ctx.db.write() as conn:
         if conn.execute(
-            "SELECT 1 FROM inline_policies WHERE kind = 'role' AND owner = ?", (row["name"],)
+            "SELECT 1 FROM inline_policies WHERE kind = 'role' AND owner = :n UNION ALL "
+            "SELECT 1 FROM attachments WHERE kind = 'role' AND owner = :n",
+            {"n": row["name"]},
         ).fetchone():
-            raise Fault("DeleteConflict", "Cannot delete entity, must delete policies first.", 409)
+            raise Fault(
+                "DeleteConflict",
+                "Cannot delete entity, must delete policies and detach managed policies first.",
+                409,
+            )
         conn.execute("DELETE FROM roles WHERE name = ?", (row["name"],))
+        tags.remove(conn, "role", row["name"])
     return {}
 
 
 # --- inline policies (users and roles alike) ---------------------------------------------------
 
 
+# Who can hold policies: kind -> (the operations' noun, the authorized lookup of its row).
+Target = Callable[[Ctx, dict[str, Any], str], Any]
+HOLDERS: dict[str, tuple[str, Target]] = {}
+
+
 def _owner(ctx: Ctx, p: dict[str, Any], kind: str, verb: str) -> str:
-    if kind == "role":
-        return str(_target_role(ctx, p, f"iam:{verb}RolePolicy")["name"])
-    return str(_target_user(ctx, p, f"iam:{verb}UserPolicy")["name"])
+    noun, target = HOLDERS[kind]
+    return str(target(ctx, p, f"iam:{verb}{noun}Policy")["name"])
 
 
 def _put_policy(kind: str) -> Handler:
@@ -345,7 +368,7 @@ def _get_policy(kind: str) -> Handler:
         )
         if row is None:
             raise _no_such("policy", name)
-        key = "RoleName" if kind == "role" else "UserName"
+        key = HOLDERS[kind][0] + "Name"
         return {key: owner, "PolicyName": name, "PolicyDocument": quote(row["document"])}
 
     return get
@@ -380,11 +403,65 @@ def _list_policies(kind: str) -> Handler:
     return list_
 
 
-for _kind, _noun in (("role", "Role"), ("user", "User")):
-    OPERATIONS[f"Put{_noun}Policy"] = _put_policy(_kind)
-    OPERATIONS[f"Get{_noun}Policy"] = _get_policy(_kind)
-    OPERATIONS[f"Delete{_noun}Policy"] = _delete_policy(_kind)
-    OPERATIONS[f"List{_noun}Policies"] = _list_policies(_kind)
+def inline_policy_operations(kind: str, noun: str, target: Target) -> dict[str, Handler]:
+    """Put/Get/Delete/List inline policy operations for a kind of policy holder."""
+    HOLDERS[kind] = (noun, target)
+    return {
+        f"Put{noun}Policy": _put_policy(kind),
+        f"Get{noun}Policy": _get_policy(kind),
+        f"Delete{noun}Policy": _delete_policy(kind),
+        f"List{noun}Policies": _list_policies(kind),
+    }
+
+
+OPERATIONS.update(inline_policy_operations("role", "Role", _target_role))
+OPERATIONS.update(inline_policy_operations("user", "User", _target_user))
+
+
+# --- tags (users and roles alike) ----------------------------------------------------------------
+
+
+def _tags(raw: Any) -> dict[str, str]:
+    return tags.parse(
+        raw,
+        Fault.invalid_input(
+            "Tags must be up to 50 of Key (1-128) and Value (0-256) of letters, digits, "
+            "spaces and _.:/=+-@; keys may not start with aws:"
+        ),
+    )
+
+
+def _add_tags(conn: Any, kind: str, owner: str, new: dict[str, str]) -> None:
+    limit = Fault("LimitExceeded", "Cannot exceed quota for TagsPerEntity: 50", 409)
+    tags.add(conn, kind, owner, new, limit)
+
+
+def tag_operations(kind: str, noun: str, target: Target) -> dict[str, Handler]:
+    """Tag/Untag/List...Tags operations for users or roles."""
+
+    def tag(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+        row = target(ctx, p, f"iam:Tag{noun}")
+        new = _tags(p.get("Tags"))
+        with ctx.db.write() as conn:
+            _add_tags(conn, kind, row["name"], new)
+        return {}
+
+    def untag(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+        row = target(ctx, p, f"iam:Untag{noun}")
+        keys = tags.keys(p.get("TagKeys"), Fault.invalid_input("TagKeys must list tag keys."))
+        with ctx.db.write() as conn:
+            tags.remove(conn, kind, row["name"], keys)
+        return {}
+
+    def list_(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+        row = target(ctx, p, f"iam:List{noun}Tags")
+        return _page(p, "Tags", tags.listed(ctx.db, kind, row["name"]) or [])
+
+    return {f"Tag{noun}": tag, f"Untag{noun}": untag, f"List{noun}Tags": list_}
+
+
+OPERATIONS.update(tag_operations("role", "Role", _target_role))
+OPERATIONS.update(tag_operations("user", "User", _target_user))
 
 
 # --- virtual MFA -----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +30,16 @@ class Ctx:
     caller: Caller
     now: datetime
     resource: str = "*"  # for the audit log: what the operation touched
+    # Condition keys of the request itself (e.g. iam:PolicyARN), for every check it makes.
+    context: dict[str, ContextValue] = field(default_factory=dict)
 
     def allow(
         self, action: str, resource: str, extra: dict[str, ContextValue] | None = None
     ) -> None:
         self.resource = resource
-        authorize(self.db, self.caller, action, resource, self.now, extra)
+        authorize(
+            self.db, self.caller, action, resource, self.now, {**self.context, **(extra or {})}
+        )
 
     @property
     def account(self) -> str:

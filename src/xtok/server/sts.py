@@ -11,6 +11,7 @@ from typing import Any
 from xtok.server.auth import Caller, identity_policies, token_digest
 from xtok.server.evaluation import (
     Decision,
+    Document,
     Request,
     decide,
     parse_document,
@@ -26,6 +27,8 @@ op = register_into(OPERATIONS)
 SESSION_TOKEN_MAX = 129_600
 CHAINED_MAX = 3600
 POLICY_LIMIT = 2048
+MAX_POLICY_ARNS = 10
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
 _NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
 _ROLE_ARN = re.compile(
     r"^arn:aws:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]{1,64})$", re.ASCII
@@ -66,17 +69,20 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     tags = {t["Key"]: t["Value"] for t in p.get("Tags", [])}
     if len(tags) > 50:
         raise Fault.invalid("A session can carry at most 50 tags")
+    external_id = p.get("ExternalId")
+    if external_id is not None and not _EXTERNAL_ID.match(str(external_id)):
+        raise Fault.invalid("ExternalId must be 2-1224 characters of [\\w+=,.@:/-]")
     policy_text = p.get("Policy")
-    session_policy = None
-    if policy_text is not None:
-        if len(policy_text) > POLICY_LIMIT:
-            raise Fault(
-                "PackedPolicyTooLarge",
-                "Packed size of the session policy exceeds the "
-                "limit: an inline session policy is at most 2,048 characters",
-                400,
-            )
-        session_policy = parse_document(policy_text)
+    arns = _policy_arns(p.get("PolicyArns"))
+    packed = len(policy_text or "") + sum(len(a) for a in arns)
+    if packed > POLICY_LIMIT:
+        raise Fault(
+            "PackedPolicyTooLarge",
+            "Packed size of the session policies exceeds the limit: the inline session policy "
+            "and the managed policy ARNs are at most 2,048 characters together",
+            400,
+        )
+    session_policy = _session_policy(ctx, policy_text, arns)
     match = _ROLE_ARN.match(role_arn)
     role = ctx.db.one("SELECT * FROM roles WHERE name = ?", match[2]) if match else None
     if match is None or role is None or match[1] != ctx.account:
@@ -84,7 +90,7 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     limit = CHAINED_MAX if caller.kind == "assumed-role" else int(role["max_session"])
     duration = _duration(ctx, p.get("DurationSeconds", 3600), limit)
     mfa = _check_mfa(ctx, caller, p)
-    _check_trust(ctx, caller, role, name, source, bool(tags), mfa)
+    _check_trust(ctx, caller, role, name, source, bool(tags), mfa, external_id)
     creds = _new_session(
         ctx,
         "assumed-role",
@@ -93,7 +99,7 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         name=name,
         source=source,
         tags=tags,
-        policy=policy_text and json.dumps(session_policy),
+        policy=None if session_policy is None else json.dumps(session_policy),
         mfa=mfa,
     )
     result: dict[str, Any] = {
@@ -102,11 +108,48 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
             "AssumedRoleId": f"{role['role_id']}:{name}",
             "Arn": f"arn:aws:sts::{ctx.account}:assumed-role/{role['name']}/{name}",
         },
-        "PackedPolicySize": (len(policy_text) * 100) // POLICY_LIMIT if policy_text else None,
+        "PackedPolicySize": (packed * 100) // POLICY_LIMIT if session_policy else None,
     }
     if source:
         result["SourceIdentity"] = source
     return result
+
+
+def _policy_arns(raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_POLICY_ARNS:
+        raise Fault.invalid(f"PolicyArns may name at most {MAX_POLICY_ARNS} managed policies")
+    arns = [item.get("arn") if isinstance(item, dict) else None for item in raw]
+    if not all(isinstance(a, str) for a in arns):
+        raise Fault.invalid("Each PolicyArns entry needs an arn")
+    return [str(a) for a in arns]
+
+
+def _session_policy(ctx: Ctx, text: str | None, arns: list[str]) -> Document | None:
+    """The session's policies as one document: the inline policy's statements and those of
+    each managed policy's default version (as they are now). Together they form the session
+    policy that every request of the session must also be allowed by."""
+    if text is None and not arns:
+        return None
+    statements: list[Any] = []
+    for doc in [parse_document(text)] if text is not None else []:
+        statements += _statement_list(doc)
+    for arn in arns:
+        row = ctx.db.one(
+            "SELECT v.document FROM managed_policies m JOIN policy_versions v "
+            "ON v.arn = m.arn AND v.version_id = m.default_version WHERE m.arn = ?",
+            arn,
+        )
+        if row is None:  # only this account's customer-managed policies exist here
+            raise Fault("InvalidParameterValue", f"Policy {arn} does not exist.", 400)
+        statements += _statement_list(json.loads(row["document"]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _statement_list(doc: Document) -> list[Any]:
+    statements = doc.get("Statement", [])
+    return [statements] if isinstance(statements, dict) else list(statements)
 
 
 def _duration(ctx: Ctx, value: Any, limit: int) -> int:
@@ -154,6 +197,7 @@ def _check_trust(
     source: str | None,
     tagged: bool,
     mfa: float | None,
+    external_id: str | None,
 ) -> None:
     """The role's trust policy must allow the caller (and, when used, SetSourceIdentity and
     TagSession); a trust that names only the account also needs the caller's own policy."""
@@ -161,6 +205,8 @@ def _check_trust(
     context["sts:rolesessionname"] = name
     if source:
         context["sts:sourceidentity"] = source
+    if external_id is not None:
+        context["sts:externalid"] = external_id
     if mfa is not None:
         context["aws:multifactorauthpresent"] = "true"
         context["aws:multifactorauthage"] = str(int(ctx.ts - mfa))
