@@ -82,7 +82,7 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
             "and the managed policy ARNs are at most 2,048 characters together",
             400,
         )
-    session_policy = _session_policy(ctx, policy_text, arns)
+    inline = None if policy_text is None else parse_document(policy_text)
     match = _ROLE_ARN.match(role_arn)
     role = ctx.db.one("SELECT * FROM roles WHERE name = ?", match[2]) if match else None
     if match is None or role is None or match[1] != ctx.account:
@@ -91,6 +91,8 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     duration = _duration(ctx, p.get("DurationSeconds", 3600), limit)
     mfa = _check_mfa(ctx, caller, p)
     _check_trust(ctx, caller, role, name, source, bool(tags), mfa, external_id)
+    # Resolved only for a caller the role trusts: no one else learns which policies exist.
+    session_policy = _session_policy(ctx, inline, arns)
     creds = _new_session(
         ctx,
         "assumed-role",
@@ -126,15 +128,13 @@ def _policy_arns(raw: Any) -> list[str]:
     return [str(a) for a in arns]
 
 
-def _session_policy(ctx: Ctx, text: str | None, arns: list[str]) -> Document | None:
+def _session_policy(ctx: Ctx, inline: Document | None, arns: list[str]) -> Document | None:
     """The session's policies as one document: the inline policy's statements and those of
     each managed policy's default version (as they are now). Together they form the session
     policy that every request of the session must also be allowed by."""
-    if text is None and not arns:
+    if inline is None and not arns:
         return None
-    statements: list[Any] = []
-    for doc in [parse_document(text)] if text is not None else []:
-        statements += _statement_list(doc)
+    statements = _statement_list(inline) if inline is not None else []
     for arn in arns:
         row = ctx.db.one(
             "SELECT v.document FROM managed_policies m JOIN policy_versions v "
