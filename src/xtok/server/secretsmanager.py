@@ -21,6 +21,7 @@ op = register_into(OPERATIONS)
 _NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 _VALUE_LIMIT = 65_536
 DAY = 86_400
+BATCH_LIMIT = 20  # secrets per BatchGetSecretValue
 
 
 def _not_found() -> Fault:
@@ -482,17 +483,20 @@ def batch_get_secret_value(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     ctx.allow("secretsmanager:BatchGetSecretValue", "*")
     token = None
     if ids is not None:
-        if not (isinstance(ids, list) and 1 <= len(ids) <= 20 and p.get("MaxResults") is None):
+        if not (
+            isinstance(ids, list)
+            and 1 <= len(ids) <= BATCH_LIMIT
+            and all(isinstance(i, str) for i in ids)
+            and p.get("MaxResults") is None
+        ):
             raise _invalid_parameter("SecretIdList must name 1-20 secrets, without MaxResults.")
-        wanted = [str(i) for i in ids]
+        wanted = list(ids)
     else:  # needs ListSecrets too, as in AWS
+        size = p.get("MaxResults", BATCH_LIMIT)
+        if not isinstance(size, int) or not 1 <= size <= BATCH_LIMIT:
+            raise _invalid_parameter("MaxResults must be 1-20.")
         listed = list_secrets(
-            ctx,
-            {
-                "Filters": filters,
-                "MaxResults": p.get("MaxResults") or 20,
-                "NextToken": p.get("NextToken"),
-            },
+            ctx, {"Filters": filters, "MaxResults": size, "NextToken": p.get("NextToken")}
         )
         wanted, token = [e["ARN"] for e in listed["SecretList"]], listed.get("NextToken")
     values, errors = [], []
