@@ -6,14 +6,18 @@ this test rather than skipping it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from conftest import CANARY, ROOT, DevServer, aws_env
+from conftest import CANARY, ROOT, DevServer, Peer, aws_env, make_peer
+
+from xtok.server.totp import STEP, code_at
 
 JS = ROOT / "tests" / "js"
 
@@ -29,11 +33,35 @@ def _node() -> str:
     return node
 
 
-def test_aws_sdk_for_javascript_v3_conforms(xtok_server: DevServer, tmp_path: Path) -> None:
+def _mfa_user(peer: Peer, unique: str) -> dict[str, str]:
+    """A user with a virtual MFA device and three codes: two consecutive ones to enable it, and
+    the next step's for GetSessionToken (TOTP is computed here, by xtok's own `cryptography`)."""
+    iam = peer.client("iam")
+    name = f"js-mfa-{unique}"
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    device = iam.create_virtual_mfa_device(VirtualMFADeviceName=name)["VirtualMFADevice"]
+    seed = base64.b32decode(device["Base32StringSeed"])
+    now = time.time()
+    codes = [code_at(seed, now - STEP), code_at(seed, now), code_at(seed, now + STEP)]
+    return {
+        "XTOK_MFA_USER": name,
+        "XTOK_MFA_SERIAL": device["SerialNumber"],
+        "XTOK_MFA_CODES": ",".join(codes),
+        "XTOK_MFA_KEY_ID": key["AccessKeyId"],
+        "XTOK_MFA_SECRET_KEY": key["SecretAccessKey"],
+    }
+
+
+def test_aws_sdk_for_javascript_v3_conforms(
+    xtok_server: DevServer, tmp_path: Path, request: pytest.FixtureRequest, unique: str
+) -> None:
+    node = _node()
     env = aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key)
     env.update(XTOK_CONFORMANCE_VALUE=CANARY, HOME=str(tmp_path))
+    env.update(_mfa_user(make_peer(request, "xtok-server"), unique))
     proc = subprocess.run(
-        [_node(), str(JS / "conformance.mjs")],
+        [node, str(JS / "conformance.mjs")],
         env=env,
         cwd=JS,
         capture_output=True,

@@ -108,6 +108,53 @@ await fails("secretsmanager expired token", () => expired.sm.listSecrets({}), "E
 await fails("secretsmanager unknown key", () => unknown.sm.listSecrets({}), "UnrecognizedClientException", 400);
 await fails("secretsmanager bad signature", () => wrong.sm.listSecrets({}), "InvalidSignatureException", 400);
 
+// MFA first: the test computed the codes for the current 30-second step.
+const mfa = {
+  user: process.env.XTOK_MFA_USER,
+  serial: process.env.XTOK_MFA_SERIAL,
+  codes: (process.env.XTOK_MFA_CODES || "").split(","),
+};
+const mfaUser = clients({
+  accessKeyId: process.env.XTOK_MFA_KEY_ID,
+  secretAccessKey: process.env.XTOK_MFA_SECRET_KEY,
+});
+await check("iam:EnableMFADevice/ListMFADevices", async () => {
+  await root.iam.enableMFADevice({
+    UserName: mfa.user,
+    SerialNumber: mfa.serial,
+    AuthenticationCode1: mfa.codes[0],
+    AuthenticationCode2: mfa.codes[1],
+  });
+  const listed = await root.iam.listMFADevices({ UserName: mfa.user });
+  expect(listed.MFADevices.length === 1 && listed.MFADevices[0].SerialNumber === mfa.serial, "the device");
+});
+await check("sts:GetSessionToken with MFA", async () => {
+  const out = await mfaUser.sts.getSessionToken({ SerialNumber: mfa.serial, TokenCode: mfa.codes[2], DurationSeconds: 900 });
+  expect(out.Credentials.AccessKeyId.startsWith("ASIA"), "credentials");
+});
+await fails(
+  "sts MFA code used twice",
+  () => mfaUser.sts.getSessionToken({ SerialNumber: mfa.serial, TokenCode: mfa.codes[2], DurationSeconds: 900 }),
+  "AccessDenied",
+  403,
+);
+await fails(
+  "iam enable an enabled device",
+  () =>
+    root.iam.enableMFADevice({
+      UserName: mfa.user,
+      SerialNumber: mfa.serial,
+      AuthenticationCode1: "000000",
+      AuthenticationCode2: "000001",
+    }),
+  "EntityAlreadyExists",
+  409,
+);
+await check("iam:DeactivateMFADevice", async () => {
+  await root.iam.deactivateMFADevice({ UserName: mfa.user, SerialNumber: mfa.serial });
+  expect((await root.iam.listMFADevices({ UserName: mfa.user })).MFADevices.length === 0, "none left");
+});
+
 // --- Secrets Manager -------------------------------------------------------------------------
 const name = `js-${run}/credential`;
 let v1, v2, v3;
@@ -274,6 +321,7 @@ await check("iam managed policies (Create/Get/List, versions)", async () => {
   expect(policyArn === `arn:aws:iam::${account}:policy/ci/read-${run}`, "a path ARN");
   expect((await root.iam.getPolicy({ PolicyArn: policyArn })).Policy.DefaultVersionId === "v1", "v1");
   const listed = await root.iam.listPolicies({ Scope: "Local", PathPrefix: "/ci/" });
+  expect((await root.iam.listPolicies({ Scope: "AWS" })).Policies.length === 0, "no AWS-managed policies");
   expect(listed.Policies.some((p) => p.Arn === policyArn), "listed");
   const v2 = await root.iam.createPolicyVersion({
     PolicyArn: policyArn,
@@ -298,6 +346,8 @@ await check("iam:AttachUserPolicy grants, DetachUserPolicy takes back", async ()
   await root.iam.attachUserPolicy({ UserName: user, PolicyArn: policyArn });
   const attached = await root.iam.listAttachedUserPolicies({ UserName: user });
   expect(attached.AttachedPolicies[0].PolicyArn === policyArn, "listed");
+  const entities = await root.iam.listEntitiesForPolicy({ PolicyArn: policyArn });
+  expect(entities.PolicyUsers.length === 1 && entities.PolicyUsers[0].UserName === user, "the user");
   expect((await theirs().sm.getSecretValue({ SecretId: name })).SecretString === "third", "readable");
   await root.iam.detachUserPolicy({ UserName: user, PolicyArn: policyArn });
 });
@@ -414,6 +464,18 @@ await check("iam virtual MFA (Create, List)", async () => {
   expect(out.VirtualMFADevice.SerialNumber === `arn:aws:iam::${account}:mfa/js-${run}`, "the serial");
   expect((await root.iam.listMFADevices({ UserName: user })).MFADevices.length === 0, "none enabled");
 });
+await fails(
+  "iam invalid authentication code",
+  () =>
+    root.iam.enableMFADevice({
+      UserName: user,
+      SerialNumber: `arn:aws:iam::${account}:mfa/js-${run}`,
+      AuthenticationCode1: "000000",
+      AuthenticationCode2: "000001",
+    }),
+  "InvalidAuthenticationCode",
+  403,
+);
 await fails("iam validation", () => root.iam.createUser({ UserName: "bad name!" }), "ValidationError", 400);
 await check("iam user teardown", async () => {
   const keys = await root.iam.listAccessKeys({ UserName: user });
