@@ -6,9 +6,12 @@ InvalidClientTokenId, SignatureDoesNotMatch: 403)."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
@@ -99,3 +102,29 @@ def test_statuses_per_protocol(peer: Peer, unique: str) -> None:
     }
     got = {case: answer(call) for case, (call, _, _) in expected.items()}
     assert got == {case: (code, status) for case, (_, code, status) in expected.items()}
+
+
+def test_unsigned_requests_per_protocol(peer: Peer) -> None:
+    """No Authorization header: MissingAuthenticationToken is 403 for query services and
+    MissingAuthenticationTokenException 400 for JSON 1.1 ones."""
+    url = urlsplit(peer.url)
+
+    def post(body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+        conn.request("POST", "/", body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+
+    status, body = post(
+        b"Action=GetCallerIdentity&Version=2011-06-15",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 403 and b"<Code>MissingAuthenticationToken</Code>" in body
+    status, body = post(
+        b"{}",
+        {
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "secretsmanager.ListSecrets",
+        },
+    )
+    assert (status, json.loads(body)["__type"]) == (400, "MissingAuthenticationTokenException")
