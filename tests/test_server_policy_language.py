@@ -24,7 +24,9 @@ SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:x-AbC123"
 
 def holds(condition: dict[str, Any], context: dict[str, Any]) -> bool:
     """Whether a Deny with `condition` applies to a request with `context`."""
-    doc = {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": condition}]}
+    doc = {
+        "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": condition}]
+    }
     request = Request("secretsmanager:GetSecretValue", SECRET, dict(context))
     return decide(request, [doc], None) is Decision.DENY
 
@@ -336,9 +338,7 @@ def test_external_id_and_a_path_aware_principal_arn(peer: Peer, unique: str) -> 
         ),
     )
     sts = peer.client("sts")
-    refused = error(
-        lambda: sts.assume_role(RoleArn=arn, RoleSessionName="xx", ExternalId="stolen")
-    )
+    refused = error(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="xx", ExternalId="stolen"))
     assert refused.response["Error"]["Code"] == "AccessDenied"
     creds = sts.assume_role(RoleArn=arn, RoleSessionName="xx", ExternalId="mine")["Credentials"]
     session = peer.client("secretsmanager", creds)
@@ -394,7 +394,7 @@ def test_a_denied_caller_learns_nothing_about_existence(peer: Peer, unique: str)
         ),
     )["Role"]["Arn"]
     real = error(lambda: sts.assume_role(RoleArn=role_arn, RoleSessionName="xx")).response["Error"]
-    ghost = error(
-        lambda: sts.assume_role(RoleArn=role_arn + "-x", RoleSessionName="xx")
-    ).response["Error"]
+    ghost = error(lambda: sts.assume_role(RoleArn=role_arn + "-x", RoleSessionName="xx")).response[
+        "Error"
+    ]
     assert real["Message"] == ghost["Message"].replace(role_arn + "-x", role_arn)

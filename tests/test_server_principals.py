@@ -57,7 +57,9 @@ def user(peer: Peer, name: str, *statements: dict[str, Any], path: str = "/") ->
     return {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
 
 
-def role(peer: Peer, name: str, principal: str, *statements: dict[str, Any], path: str = "/") -> str:
+def role(
+    peer: Peer, name: str, principal: str, *statements: dict[str, Any], path: str = "/"
+) -> str:
     iam = peer.client("iam")
     arn = iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=trust(principal))
     if statements:
@@ -94,7 +96,8 @@ def test_a_deny_on_a_path_applies_to_users_and_roles_under_it(peer: Peer, unique
         },
     )
     iam.update_assume_role_policy(
-        RoleName=f"guard-{unique}", PolicyDocument=trust(f"arn:aws:iam::{ACCOUNT}:user/ops-{unique}")
+        RoleName=f"guard-{unique}",
+        PolicyDocument=trust(f"arn:aws:iam::{ACCOUNT}:user/ops-{unique}"),
     )
     as_ops = peer.client("iam", ops)
     calls: list[Callable[[], Any]] = [
@@ -134,7 +137,8 @@ def test_a_session_policy_limits_role_chaining(peer: Peer, unique: str) -> None:
         sm.create_secret(Name=f"chain-{unique}/{name}", SecretString="v")
     first = role(peer, f"first-{unique}", admin_arn(peer), allow("sts:AssumeRole"), allow("*"))
     second = role(peer, f"second-{unique}", first, allow("secretsmanager:*"))
-    scoped = doc(allow(
+    scoped = doc(
+        allow(
             "secretsmanager:GetSecretValue",
             f"arn:aws:secretsmanager:*:*:secret:chain-{unique}/in-??????",
         )

@@ -5,14 +5,15 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from xtok.server.auth import Caller, authorize
+from xtok.server.conditions import ContextValue
 from xtok.server.crypto import Sealer
 from xtok.server.db import Database
-from xtok.server.evaluation import ContextValue
+from xtok.server.evaluation import Request
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,25 @@ class Ctx:
     settings: Settings
     caller: Caller
     now: datetime
+    request_keys: dict[str, ContextValue] = field(default_factory=dict)  # auth.request_keys
     resource: str = "*"  # for the audit log: what the operation touched
 
+    def context(self, extra: dict[str, ContextValue] | None = None) -> dict[str, ContextValue]:
+        """Every condition key of this request: the caller's, the request's and `extra`."""
+        return {**self.caller.context(self.now), **self.request_keys, **(extra or {})}
+
     def allow(
-        self, action: str, resource: str, extra: dict[str, ContextValue] | None = None
+        self,
+        action: str,
+        resource: str,
+        extra: dict[str, ContextValue] | None = None,
+        *,
+        shown: str | None = None,
     ) -> None:
+        """Authorize `action` on `resource`; a denial names `shown` (what the caller asked
+        for) when given, so that it reveals nothing the caller may not see."""
         self.resource = resource
-        authorize(self.db, self.caller, action, resource, self.now, extra)
+        authorize(self.db, self.caller, Request(action, resource, self.context(extra)), shown)
 
     @property
     def account(self) -> str:
