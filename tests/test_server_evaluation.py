@@ -9,8 +9,8 @@ import pytest
 
 from xtok.aws import policy
 from xtok.server.evaluation import Decision, Grant, Principal, Request, decide, trust_allows
-from xtok.server.policydoc import parse_document
 from xtok.server.faults import Fault
+from xtok.server.policydoc import parse_document
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
 ALICE = "arn:aws:iam::123456789012:user/alice"

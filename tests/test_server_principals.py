@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from botocore.exceptions import ClientError
 from conftest import Peer, make_peer
 
 from xtok.aws.policy import REVOKE_POLICY_NAME, revoke_policy
+from xtok.server.db import Database
 from xtok.server.totp import STEP, code_at
 
 ACCOUNT = "123456789012"
@@ -246,3 +249,22 @@ def test_revoke_in_the_same_second_denies_older_sessions_only(peer: Peer, unique
     new = peer.client("secretsmanager", assume(peer, None, arn))
     assert code(lambda: old.get_secret_value(SecretId=name)) == "AccessDeniedException"
     new.get_secret_value(SecretId=name)
+
+
+def test_a_database_of_the_previous_schema_gets_mfa_time_steps(tmp_path: Path) -> None:
+    """Data directories written before time steps were kept (a `last_code` column) still work."""
+    path = tmp_path / "xtok.db"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE mfa_devices (serial TEXT PRIMARY KEY, name TEXT NOT NULL, seed BLOB "
+            "NOT NULL, user_name TEXT, enabled REAL, last_code TEXT, created REAL NOT NULL)"
+        )
+        old.execute("INSERT INTO mfa_devices VALUES ('s', 'n', x'00', 'u', 1, '123456', 1)")
+    db = Database(path)
+    with db.write() as conn:
+        conn.execute("UPDATE mfa_devices SET last_step = 5 WHERE serial = 's'")
+        conn.execute(
+            "INSERT INTO mfa_devices (serial, name, seed, created) VALUES ('t', 'm', x'00', 2)"
+        )
+    row = db.one("SELECT last_step FROM mfa_devices WHERE serial = 's'")
+    assert row is not None and row["last_step"] == 5

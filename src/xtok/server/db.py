@@ -63,6 +63,14 @@ class Database:
         # backoff makes tail latency under concurrency far worse than a lock hand-over.
         self._write_lock = threading.Lock()
         self._conn().executescript(SCHEMA)  # runs in its own transaction
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring a database written by an earlier version up to SCHEMA."""
+        conn = self._conn()
+        columns = {row["name"] for row in conn.execute("PRAGMA table_info(mfa_devices)")}
+        if "last_step" not in columns:  # it kept the last code, not its time step
+            conn.execute("ALTER TABLE mfa_devices ADD COLUMN last_step INTEGER")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -414,8 +414,8 @@ def create_virtual_mfa_device(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         if conn.execute("SELECT 1 FROM mfa_devices WHERE serial = ?", (serial,)).fetchone():
             raise _exists("MFADevice", name)
         conn.execute(
-            "INSERT INTO mfa_devices VALUES (?,?,?,?,?,?,?)",
-            (serial, name, ctx.sealer.seal(seed, f"mfa:{serial}"), None, None, None, ctx.ts),
+            "INSERT INTO mfa_devices (serial, name, seed, created) VALUES (?,?,?,?)",
+            (serial, name, ctx.sealer.seal(seed, f"mfa:{serial}"), ctx.ts),
         )
     return {"VirtualMFADevice": {"SerialNumber": serial, "Base32StringSeed": base32(seed).encode()}}
 
