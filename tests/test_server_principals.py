@@ -268,3 +268,30 @@ def test_a_database_of_the_previous_schema_gets_mfa_time_steps(tmp_path: Path) -
         )
     row = db.one("SELECT last_step FROM mfa_devices WHERE serial = 's'")
     assert row is not None and row["last_step"] == 5
+
+
+def test_a_trust_policy_keeps_its_principals_by_unique_id(peer: Peer, unique: str) -> None:
+    """A user deleted and re-created under the same name is not the one the role trusts; an ARN
+    that names nobody is refused when the trust policy is written."""
+    iam = peer.client("iam")
+    name = f"trusted-{unique}"
+    keys = user(peer, name, allow("sts:AssumeRole"))
+    user_arn = f"arn:aws:iam::{ACCOUNT}:user/{name}"
+    arn = role(peer, f"trusting-{unique}", user_arn)
+    shown = iam.get_role(RoleName=f"trusting-{unique}")["Role"]["AssumeRolePolicyDocument"]
+    assert shown["Statement"][0]["Principal"] == {"AWS": user_arn}
+    assume(peer, keys, arn)
+    iam.delete_access_key(UserName=name, AccessKeyId=keys["AccessKeyId"])
+    iam.delete_user_policy(UserName=name, PolicyName="p")
+    iam.delete_user(UserName=name)
+    again = user(peer, name, allow("sts:AssumeRole"))
+    assert code(lambda: assume(peer, again, arn)) == "AccessDenied"
+    shown = iam.get_role(RoleName=f"trusting-{unique}")["Role"]["AssumeRolePolicyDocument"]
+    assert shown["Statement"][0]["Principal"]["AWS"].startswith("AIDA")
+    err = error(
+        lambda: iam.create_role(
+            RoleName=f"nobody-{unique}",
+            AssumeRolePolicyDocument=trust(f"arn:aws:iam::{ACCOUNT}:user/nobody-{unique}"),
+        )
+    )
+    assert err.response["Error"]["Code"] == "MalformedPolicyDocument"

@@ -50,7 +50,7 @@ class Caller:
     @property
     def principal(self) -> Principal:
         """Who a resource-based policy may name to mean this caller."""
-        return Principal(self.arn, self.principal_arn, self.account)
+        return Principal(self.arn, self.principal_arn, self.account, self.user_id.split(":")[0])
 
     def context(self, now: datetime) -> dict[str, ContextValue]:
         """The condition keys that describe the caller (see `request_keys` for the request)."""

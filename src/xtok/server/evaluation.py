@@ -63,6 +63,7 @@ class Principal:
     session_arn: str  # the caller's own ARN (an assumed-role session, or the user)
     arn: str  # the IAM user or role, with its path
     account: str
+    unique_id: str = ""  # the user's or role's AIDA…/AROA…, as stored trust policies name it
 
 
 def trust_allows(trust: Document, request: Request, who: Principal) -> tuple[Decision, Grant]:
@@ -96,7 +97,7 @@ def _names(principal: Any, who: Principal) -> Grant | None:
     for value in strings(principal.get("AWS")):
         if value == who.session_arn and who.session_arn != who.arn:
             return Grant.SESSION
-        if value in ("*", who.arn):
+        if value in ("*", who.arn) or (who.unique_id and value == who.unique_id):
             found = Grant.PRINCIPAL
         elif found is None and value in (who.account, f"arn:aws:iam::{who.account}:root"):
             found = Grant.NONE

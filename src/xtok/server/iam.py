@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from xtok.server import trust
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_id, random_text, register_into
 from xtok.server.policydoc import parse_document
@@ -126,7 +127,7 @@ def _role_out(ctx: Ctx, row: Any) -> dict[str, Any]:
         "RoleId": row["role_id"],
         "Arn": _role_arn(ctx, row),
         "CreateDate": _dt(row["created"]),
-        "AssumeRolePolicyDocument": quote(row["trust"]),
+        "AssumeRolePolicyDocument": quote(trust.shown(ctx.db, ctx.account, row["trust"])),
         "Description": row["description"],
         "MaxSessionDuration": row["max_session"],
     }
@@ -252,21 +253,29 @@ def _max_session(p: dict[str, Any]) -> int:
     return value
 
 
-def _trust_text(text: str) -> str:
-    return json.dumps(parse_document(text, trust=True))
+def _trust_text(ctx: Ctx, text: str) -> str:
+    return trust.bind(ctx.db, ctx.account, parse_document(text, trust=True))
 
 
 @op("CreateRole")
 def create_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     name, path = _name(p, "RoleName"), _path(p)
     ctx.allow("iam:CreateRole", f"arn:aws:iam::{ctx.account}:role{path}{name}")
-    trust = _trust_text(str(p.get("AssumeRolePolicyDocument", "")))
+    policy = _trust_text(ctx, str(p.get("AssumeRolePolicyDocument", "")))
     with ctx.db.write() as conn:
         if conn.execute("SELECT 1 FROM roles WHERE name = ?", (name,)).fetchone():
             raise _exists("Role", name)
         conn.execute(
             "INSERT INTO roles VALUES (?,?,?,?,?,?,?)",
-            (name, random_id("AROA"), path, trust, _max_session(p), p.get("Description"), ctx.ts),
+            (
+                name,
+                random_id("AROA"),
+                path,
+                policy,
+                _max_session(p),
+                p.get("Description"),
+                ctx.ts,
+            ),
         )
     return {"Role": _role_out(ctx, _role(ctx, name))}
 
@@ -306,9 +315,9 @@ def update_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 @op("UpdateAssumeRolePolicy")
 def update_assume_role_policy(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     row = _target_role(ctx, p, "iam:UpdateAssumeRolePolicy")
-    trust = _trust_text(str(p.get("PolicyDocument", "")))
+    document = _trust_text(ctx, str(p.get("PolicyDocument", "")))
     with ctx.db.write() as conn:
-        conn.execute("UPDATE roles SET trust = ? WHERE name = ?", (trust, row["name"]))
+        conn.execute("UPDATE roles SET trust = ? WHERE name = ?", (document, row["name"]))
     return {}
 
 
