@@ -189,15 +189,10 @@ def create_secret(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 @op("PutSecretValue")
 def put_secret_value(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    stages = [str(s) for s in p.get("VersionStages") or ["AWSCURRENT"]]
-    row = _find(
-        ctx,
-        str(p.get("SecretId", "")),
-        "secretsmanager:PutSecretValue",
-        extra={"secretsmanager:versionstage": stages},
-    )
+    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:PutSecretValue")
     value = _required_value(p)
     version_id = str(p.get("ClientRequestToken") or uuid.uuid4())
+    stages = list(p.get("VersionStages") or ["AWSCURRENT"])
     with ctx.db.write() as conn:
         _add_version(ctx, conn, row["arn"], value, version_id, stages)
     return {

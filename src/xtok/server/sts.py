@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from xtok.server.auth import Caller, identity_policies, token_digest
+from xtok.server.conditions import ContextValue
 from xtok.server.evaluation import Decision, Request, decide, trust_allows
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_id, random_text, register_into
@@ -176,7 +177,7 @@ def _check_trust(
     ctx: Ctx,
     role_arn: str,
     role: Any,
-    context: dict[str, Any],
+    context: dict[str, ContextValue],
     source: str | None,
     tagged: bool,
 ) -> None:
