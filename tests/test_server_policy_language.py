@@ -135,6 +135,31 @@ def test_every_documented_operator_is_accepted_with_if_exists(operator: str) -> 
     assert {"IpAddress", "NotIpAddress", "BinaryEquals", "ArnNotEquals"} <= OPERATORS
 
 
+def test_well_formed_variants_are_accepted() -> None:
+    """What the grammar allows stays allowed; the key on the last line failed before (IP)."""
+    variants = [
+        {"Sid": "s", "Effect": "Allow", "Action": "SecretsManager:Get*", "Resource": "*"},
+        {"Effect": "Deny", "NotAction": ["sts:*"], "NotResource": ["arn:aws:iam::*:role/x"]},
+        {
+            "Effect": "Allow",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {
+                "NumericLessThan": {"aws:MultiFactorAuthAge": 900},
+                "Bool": {"aws:MultiFactorAuthPresent": True},
+                "ForAnyValue:StringLike": {"aws:TagKeys": ["a*", "b?"]},
+                "StringEquals": {"aws:PrincipalTag/team": "ops", "aws:RequestTag/job": "x"},
+                "IpAddressIfExists": {"aws:SourceIp": ["10.0.0.0/8", "2001:db8::/32"]},
+            },
+        },
+    ]
+    for st in variants:
+        parse_document(json.dumps({"Version": "2012-10-17", "Statement": st}))
+    # Under the 2008 grammar `${…}` is literal text, not a policy variable.
+    literal = {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::${x}"}
+    parse_document(json.dumps({"Version": "2008-10-17", "Statement": [literal]}))
+
+
 def statement(**fields: Any) -> str:
     base: dict[str, Any] = {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}
     base.update(fields)

@@ -18,7 +18,7 @@ VERSIONS = ("2008-10-17", "2012-10-17")
 _TOP = {"Version", "Id", "Statement"}
 _FIELDS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction"}
 _FIELDS |= {"Resource", "NotResource", "Condition"}
-_ACTION = re.compile(r"^(\*|[a-z0-9-]+:[A-Za-z0-9*?]+)$")
+_ACTION = re.compile(r"^(\*|[A-Za-z0-9-]+:[A-Za-z0-9*?]+)$")
 _PRINCIPAL_KINDS = {"AWS", "Service", "Federated", "CanonicalUser"}
 
 
