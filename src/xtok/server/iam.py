@@ -315,9 +315,9 @@ def update_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 @op("UpdateAssumeRolePolicy")
 def update_assume_role_policy(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     row = _target_role(ctx, p, "iam:UpdateAssumeRolePolicy")
-    document = _trust_text(ctx, str(p.get("PolicyDocument", "")))
+    policy = _trust_text(ctx, str(p.get("PolicyDocument", "")))
     with ctx.db.write() as conn:
-        conn.execute("UPDATE roles SET trust = ? WHERE name = ?", (document, row["name"]))
+        conn.execute("UPDATE roles SET trust = ? WHERE name = ?", (policy, row["name"]))
     return {}
 
 
