@@ -423,3 +423,131 @@ def test_a_denied_caller_learns_nothing_about_existence(peer: Peer, unique: str)
         "Error"
     ]
     assert real["Message"] == ghost["Message"].replace(role_arn + "-x", role_arn)
+
+
+# --- policy variables ----------------------------------------------------------------------------
+
+BASE = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:"
+
+
+def decision(
+    statements: list[dict[str, Any]], resource: str, version: str = "2012-10-17", **ctx: Any
+) -> Decision:
+    doc = {"Version": version, "Statement": statements}
+    context = {k.lower().replace("_", ":", 1): v for k, v in ctx.items()}
+    return decide(Request("secretsmanager:GetSecretValue", resource, context), [doc], None)
+
+
+def grant(resource: str, **condition: Any) -> dict[str, Any]:
+    st: dict[str, Any] = {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": resource}
+    if condition:
+        st["Condition"] = condition
+    return st
+
+
+ALICE_ONLY = grant(BASE + "${aws:username}/*")
+
+
+@pytest.mark.parametrize(
+    ("statements", "resource", "version", "context", "expected"),
+    [
+        ([ALICE_ONLY], BASE + "alice/db", "2012-10-17", {"aws_username": "alice"}, Decision.ALLOW),
+        ([ALICE_ONLY], BASE + "bob/db", "2012-10-17", {"aws_username": "alice"}, Decision.IMPLICIT),
+        # Under 2008-10-17 the text is literal.
+        (
+            [ALICE_ONLY],
+            BASE + "alice/db",
+            "2008-10-17",
+            {"aws_username": "alice"},
+            Decision.IMPLICIT,
+        ),
+        # A key the request lacks: the statement does not apply (a Deny neither).
+        ([ALICE_ONLY], BASE + "alice/db", "2012-10-17", {}, Decision.IMPLICIT),
+        (
+            [grant("*"), {**ALICE_ONLY, "Effect": "Deny"}],
+            BASE + "x/db",
+            "2012-10-17",
+            {},
+            Decision.ALLOW,
+        ),
+        # ... unless the variable has a default.
+        (
+            [grant(BASE + "${aws:username, 'shared'}/*")],
+            BASE + "shared/db",
+            "2012-10-17",
+            {},
+            Decision.ALLOW,
+        ),
+        # ${*} is a literal asterisk, not a wildcard.
+        ([grant(BASE + "a${*}")], BASE + "a*", "2012-10-17", {}, Decision.ALLOW),
+        ([grant(BASE + "a${*}")], BASE + "ab", "2012-10-17", {}, Decision.IMPLICIT),
+        # In conditions, and a substituted value is literal too.
+        (
+            [grant("*", StringEquals={"aws:PrincipalTag/owner": "${aws:username}"})],
+            BASE + "x",
+            "2012-10-17",
+            {"aws_username": "alice", "aws_principaltag/owner": "alice"},
+            Decision.ALLOW,
+        ),
+        (
+            [grant("*", StringLike={"aws:username": "${aws:PrincipalTag/pattern}"})],
+            BASE + "x",
+            "2012-10-17",
+            {"aws_username": "alice", "aws_principaltag/pattern": "a*"},
+            Decision.IMPLICIT,
+        ),
+        (
+            [
+                grant("*"),
+                {
+                    "Effect": "Deny",
+                    "Action": "*",
+                    "Resource": "*",
+                    "Condition": {"StringNotEquals": {"aws:PrincipalTag/owner": "${aws:username}"}},
+                },
+            ],
+            BASE + "x",
+            "2012-10-17",
+            {"aws_username": "alice", "aws_principaltag/owner": "bob"},
+            Decision.DENY,
+        ),
+    ],
+)
+def test_policy_variables(
+    statements: list[dict[str, Any]],
+    resource: str,
+    version: str,
+    context: dict[str, Any],
+    expected: Decision,
+) -> None:
+    assert decision(statements, resource, version, **context) is expected
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        BASE + "${aws:PrincipalOrgID}/*",  # a key this endpoint never sets
+        BASE + "${aws:TagKeys}",  # multivalued keys cannot be variables
+        BASE + "${aws:username",  # unterminated
+        BASE + "${aws:username, default}",  # the default must be quoted
+    ],
+)
+def test_unusable_policy_variables_are_refused(resource: str) -> None:
+    with pytest.raises(Fault) as info:
+        parse_document(statement(Resource=resource))
+    assert info.value.code == "MalformedPolicyDocument"
+
+
+def test_a_policy_variable_scopes_iam_on_the_wire(peer: Peer, unique: str) -> None:
+    """AWS's own example: each user may manage their own access keys, nobody else's."""
+    own = {
+        "Effect": "Allow",
+        "Action": ["iam:CreateAccessKey", "iam:ListAccessKeys"],
+        "Resource": f"arn:aws:iam::{ACCOUNT}:user/${{aws:username}}",
+    }
+    keys = put_user(peer, f"self-{unique}", [own])
+    peer.client("iam").create_user(UserName=f"other-{unique}")
+    iam = peer.client("iam", keys)
+    iam.list_access_keys(UserName=f"self-{unique}")
+    err = error(lambda: iam.list_access_keys(UserName=f"other-{unique}"))
+    assert err.response["Error"]["Code"] == "AccessDenied"

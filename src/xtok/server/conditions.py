@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from xtok.server.variables import QUESTION, STAR, expand, plain
+
 ContextValue = str | list[str]
 
 _STRING = {"StringEquals", "StringEqualsIgnoreCase", "StringLike"}
@@ -113,16 +115,31 @@ def valid_value(op: str, value: str) -> bool:
     return True
 
 
-def holds(block: Mapping[str, Any], context: Mapping[str, ContextValue]) -> bool:
-    """Whether a (validated) Condition block holds for a request's context (keys lower case)."""
+def holds(
+    block: Mapping[str, Any], context: Mapping[str, ContextValue], *, variables: bool = False
+) -> bool:
+    """Whether a (validated) Condition block holds for a request's context (keys lower case).
+    With `variables` (a 2012-10-17 policy), policy variables in the values of the operators
+    that take them are expanded; one that cannot be makes the block not hold."""
     for operator, tests in block.items():
         parts = split_operator(operator)
         if parts is None or not isinstance(tests, dict):
             return False  # only stored before validation existed: never matches
-        for key, wanted in tests.items():
-            if not _test(*parts, context.get(key.lower()), strings(wanted)):
+        for key, listed in tests.items():
+            wanted = strings(listed)
+            if variables and takes_variables(parts[1]):
+                expanded = [expand(w, context) for w in wanted]
+                if None in expanded:
+                    return False
+                wanted = [w for w in expanded if w is not None]
+            if not _test(*parts, context.get(key.lower()), wanted):
                 return False
     return True
+
+
+def takes_variables(op: str) -> bool:
+    """String, ARN and Bool operators take policy variables; the others compare them literally."""
+    return NEGATED.get(op, op) in _STRING | _ARN | {"Bool"}
 
 
 def strings(value: Any) -> list[str]:
@@ -157,13 +174,13 @@ def _test(
 
 def _matches(op: str, actual: str, wanted: list[str]) -> bool:
     if op == "StringEquals":
-        return actual in wanted
+        return actual in (plain(w) for w in wanted)
     if op == "StringEqualsIgnoreCase":
-        return actual.casefold() in (w.casefold() for w in wanted)
+        return actual.casefold() in (plain(w).casefold() for w in wanted)
     if op == "StringLike":
         return any(like(w, actual) for w in wanted)
     if op == "Bool":
-        return actual.lower() in (w.lower() for w in wanted)
+        return actual.lower() in (plain(w).lower() for w in wanted)
     if op == "BinaryEquals":
         return any(_binary(w) == actual.encode() for w in wanted)
     if op == "IpAddress":
@@ -238,12 +255,16 @@ def _arn_like(pattern: str, actual: str) -> bool:
     return len(want) == len(have) == 6 and all(like(w, h) for w, h in zip(want, have, strict=True))
 
 
+_WILDCARDS = {"*": ".*", "?": ".", STAR: re.escape("*"), QUESTION: re.escape("?")}
+
+
 @lru_cache(maxsize=4096)
 def _pattern(pattern: str, fold: bool) -> re.Pattern[str]:
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    body = "".join(_WILDCARDS.get(c) or re.escape(c) for c in pattern)
     return re.compile(body, re.IGNORECASE | re.DOTALL if fold else re.DOTALL)
 
 
 def like(pattern: str, value: str, *, fold: bool = False) -> bool:
-    """`*` and `?` wildcards over the whole value; case-sensitive unless `fold`."""
+    """`*` and `?` wildcards over the whole value; case-sensitive unless `fold`. (An expanded
+    policy variable's literal `*` and `?` are STAR and QUESTION, and match only themselves.)"""
     return _pattern(pattern, fold).fullmatch(value) is not None

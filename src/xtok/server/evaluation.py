@@ -10,13 +10,14 @@ case-sensitively. Conditions: see `conditions`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Any
 
 from xtok.server.conditions import ContextValue, holds, like, strings
-from xtok.server.policydoc import Document, statements
+from xtok.server.policydoc import VARIABLES_VERSION, Document, statements
+from xtok.server.variables import expand
 
 
 class Decision(Enum):
@@ -71,6 +72,7 @@ def trust_allows(trust: Document, request: Request, who: Principal) -> tuple[Dec
     allowing statements named (see `Grant`)."""
     effects: set[str] = set()
     grant = Grant.NONE
+    variables = trust.get("Version") == VARIABLES_VERSION
     for st in statements(trust):
         if "NotPrincipal" in st:
             named: Grant | None = (
@@ -78,7 +80,7 @@ def trust_allows(trust: Document, request: Request, who: Principal) -> tuple[Dec
             )
         else:
             named = _names(st.get("Principal"), who)
-        if named is not None and _applies(st, request, check_resource=False):
+        if named is not None and _applies(st, request, check_resource=False, variables=variables):
             effects.add(str(st.get("Effect")))
             if st.get("Effect") == "Allow":
                 grant = max(grant, named)
@@ -106,22 +108,43 @@ def _names(principal: Any, who: Principal) -> Grant | None:
 
 def _effects(request: Request, docs: Iterable[Document]) -> set[str]:
     return {
-        str(st.get("Effect")) for doc in docs for st in statements(doc) if _applies(st, request)
+        str(st.get("Effect"))
+        for doc in docs
+        for st in statements(doc)
+        if _applies(st, request, variables=doc.get("Version") == VARIABLES_VERSION)
     }
 
 
-def _applies(st: dict[str, Any], request: Request, *, check_resource: bool = True) -> bool:
+def _applies(
+    st: dict[str, Any], request: Request, *, check_resource: bool = True, variables: bool = False
+) -> bool:
     if not _listed(st, "Action", request.action, fold=True):
         return False
-    if check_resource and not _listed(st, "Resource", request.resource, fold=False):
+    context = request.context if variables else None
+    if check_resource and not _listed(st, "Resource", request.resource, context=context):
         return False
-    return holds(st.get("Condition", {}), request.context)
+    return holds(st.get("Condition", {}), request.context, variables=variables)
 
 
-def _listed(st: dict[str, Any], name: str, value: str, *, fold: bool) -> bool:
-    """`Action`/`Resource` lists `value`, or `NotAction`/`NotResource` does not."""
-    if name in st:
-        return any(like(p, value, fold=fold) for p in strings(st[name]))
-    if "Not" + name in st:
-        return not any(like(p, value, fold=fold) for p in strings(st["Not" + name]))
-    return False
+def _listed(
+    st: dict[str, Any],
+    name: str,
+    value: str,
+    *,
+    fold: bool = False,
+    context: Mapping[str, ContextValue] | None = None,
+) -> bool:
+    """`Action`/`Resource` lists `value`, or `NotAction`/`NotResource` does not. With a
+    `context`, policy variables in the patterns are expanded first; one that cannot be makes
+    the statement not apply, as AWS documents."""
+    key = name if name in st else "Not" + name
+    if key not in st:
+        return False
+    patterns = strings(st[key])
+    if context is not None:
+        expanded = [expand(p, context) for p in patterns]
+        if None in expanded:
+            return False
+        patterns = [p for p in expanded if p is not None]
+    hit = any(like(p, value, fold=fold) for p in patterns)
+    return hit if key == name else not hit

@@ -1,7 +1,7 @@
 """Policy documents checked when they are written, as IAM does (`MalformedPolicyDocument` with
 a reason), so that evaluation only ever sees well-formed documents. xtok is stricter than AWS in
-one way, on purpose: a condition key this endpoint never sets, or a policy variable, is refused
-rather than stored as a statement that can never apply (see docs/aws-semantics.md)."""
+one way, on purpose: a condition key this endpoint never sets (also as a policy variable) is
+refused rather than stored as a statement that can never apply (see docs/aws-semantics.md)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import json
 import re
 from typing import Any
 
-from xtok.server.conditions import known_key, split_operator, valid_value
+from xtok.server.conditions import known_key, split_operator, takes_variables, valid_value
 from xtok.server.faults import Fault
+from xtok.server.variables import problem
 
 Document = dict[str, Any]
 
-VERSIONS = ("2008-10-17", "2012-10-17")
+VARIABLES_VERSION = "2012-10-17"  # the grammar with policy variables
+VERSIONS = ("2008-10-17", VARIABLES_VERSION)
 _TOP = {"Version", "Id", "Statement"}
 _FIELDS = {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction"}
 _FIELDS |= {"Resource", "NotResource", "Condition"}
@@ -63,7 +65,7 @@ def _check(doc: Any, trust: bool) -> None:
     if not isinstance(found, dict | list):
         raise _Malformed("Statement must be an object or a list of objects.")
     for st in [found] if isinstance(found, dict) else found:
-        _statement(st, trust, doc.get("Version") == "2012-10-17")
+        _statement(st, trust, doc.get("Version") == VARIABLES_VERSION)
 
 
 def _statement(st: Any, trust: bool, variables: bool) -> None:
@@ -96,7 +98,8 @@ def _statement(st: Any, trust: bool, variables: bool) -> None:
         for resource in resources:
             if resource != "*" and not (resource.startswith("arn:") and resource.count(":") >= 5):
                 raise _Malformed(f'Resource {_shown(resource)} must be in ARN format or "*".')
-            _no_variable(resource, variables)
+            if variables:
+                _check_variables(resource)
     _condition(st.get("Condition", {}), variables)
 
 
@@ -152,12 +155,13 @@ def _condition(block: Any, variables: bool) -> None:
                 )
             for value in values:
                 text = str(value).lower() if isinstance(value, bool) else str(value)
-                if not valid_value(parts[1], text):
+                if variables and "${" in text and takes_variables(parts[1]):
+                    _check_variables(text)
+                elif not valid_value(parts[1], text):
                     raise _Malformed(
                         f"Condition {_shown(operator)} {_shown(key)} has an invalid value "
                         f"{_shown(text)}."
                     )
-                _no_variable(text, variables)
 
 
 def _shown(text: str) -> str:
@@ -166,7 +170,7 @@ def _shown(text: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _no_variable(text: str, variables: bool) -> None:
-    # In a 2012-10-17 policy `${…}` is a policy variable, which this endpoint does not expand.
-    if variables and "${" in text:
-        raise _Malformed(f"Policy variables are not supported by this endpoint: {_shown(text)}.")
+def _check_variables(text: str) -> None:
+    why = problem(text, known_key)
+    if why is not None:
+        raise _Malformed(f"{_shown(text)} has {why}.")
