@@ -40,6 +40,8 @@ def problem(text: str, known: Callable[[str], bool]) -> str | None:
 def expand(text: str, context: Mapping[str, str | list[str]]) -> str | None:
     """`text` with its variables replaced; None when one names a key the request lacks and has
     no default (AWS then treats the statement as not applying)."""
+    if "${" not in text:
+        return text
     missing = False
 
     def value(match: re.Match[str]) -> str:
