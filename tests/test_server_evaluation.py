@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from xtok.aws import policy
-from xtok.server.evaluation import Decision, Request, decide, parse_document, trust_allows
+from xtok.server.evaluation import Decision, Grant, Principal, Request, decide, trust_allows
 from xtok.server.faults import Fault
+from xtok.server.policydoc import parse_document
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
 ALICE = "arn:aws:iam::123456789012:user/alice"
@@ -65,18 +66,17 @@ def test_role_trust_requires_named_principal_and_recent_mfa() -> None:
         "sts:AssumeRole",
         **{"aws:MultiFactorAuthPresent": "true", "aws:MultiFactorAuthAge": "901"},
     )
-    assert trust_allows(trust, fresh, {ALICE}) == (Decision.ALLOW, True)
-    assert trust_allows(trust, stale, {ALICE})[0] is Decision.IMPLICIT
-    assert (
-        trust_allows(trust, fresh, {"arn:aws:iam::123456789012:user/bob"})[0] is Decision.IMPLICIT
-    )
+    alice = Principal(ALICE, ALICE, "123456789012")
+    bob = Principal(ALICE.replace("alice", "bob"), ALICE.replace("alice", "bob"), "123456789012")
+    assert trust_allows(trust, fresh, alice) == (Decision.ALLOW, Grant.PRINCIPAL)
+    assert trust_allows(trust, stale, alice)[0] is Decision.IMPLICIT
+    assert trust_allows(trust, fresh, bob)[0] is Decision.IMPLICIT
     account_trust = {
         "Statement": [
             {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": "123456789012"}}
         ]
     }
-    caller = {ALICE, "arn:aws:iam::123456789012:root"}
-    assert trust_allows(account_trust, fresh, caller) == (Decision.ALLOW, False)
+    assert trust_allows(account_trust, fresh, alice) == (Decision.ALLOW, Grant.NONE)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from xtok.errors import UsageError
@@ -169,7 +169,12 @@ def revoke_policy(before: datetime) -> Document:
     `aws:TokenIssueTime` exists only for temporary credentials, so long-term keys and sessions
     issued later are not affected.
     """
-    stamp = before.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Milliseconds, rounded up: a session issued earlier in the same second is older too.
+    ms = -(-before.microsecond // 1000)
+    when = before.replace(microsecond=0) + timedelta(milliseconds=ms)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S") + (
+        f".{when.microsecond // 1000:03d}Z" if ms else "Z"
+    )
     return {
         "Version": POLICY_VERSION,
         "Statement": [

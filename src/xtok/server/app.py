@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from xtok.errors import Error
 from xtok.server import iam, iam_groups, iam_policies, secretsmanager, sts, wire
 from xtok.server.audit import AuditLog, Record, audit_key
-from xtok.server.auth import Caller, identify
+from xtok.server.auth import Caller, identify, request_keys
 from xtok.server.crypto import Sealer, new_key
 from xtok.server.db import Database
 from xtok.server.faults import Fault
@@ -81,10 +81,15 @@ class Endpoint:
         return master.open(bytes.fromhex(wrapped), "data-key")
 
     def handle(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        source_ip: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """One request, as (status, headers, body). `headers` keys are lower case; `body` is None
-        when it was larger than MAX_BODY."""
+        when it was larger than MAX_BODY; `source_ip` is the client's address."""
         request_id = str(uuid.uuid4())
         now = self.clock()
         target = headers.get("x-amz-target", "")
@@ -107,7 +112,7 @@ class Endpoint:
                 service = _scope_service(headers) or "sts"
                 if service not in ("sts", "iam"):
                     raise Fault("InvalidAction", f"Service {service} is not served here", 400)
-            caller, _ = identify(
+            caller, auth = identify(
                 self.db, self.sealer, self.settings.account, method, url, headers, body, now
             )
             op_model = wire.operation(service, action)
@@ -119,7 +124,8 @@ class Endpoint:
                 if protocol == "json"
                 else wire.parse_query(op_model, form)
             )
-            ctx = Ctx(self.db, self.sealer, self.settings, caller, now)
+            keys = request_keys(url, auth.region, source_ip, now)
+            ctx = Ctx(self.db, self.sealer, self.settings, caller, now, keys)
             # A change and its audit row commit together (a Fault keeps what was written before
             # it, e.g. a used MFA code). Reads stay outside the write lock.
             scope = self.db.write(keep_on=(Fault,)) if _changes(action) else nullcontext()
@@ -252,7 +258,12 @@ def asgi_app(endpoint: Endpoint) -> Any:
         body = await _read_body(request, headers)
         url = str(request.url)
         status, out_headers, payload = await run_in_threadpool(
-            endpoint.handle, request.method, url, headers, body
+            endpoint.handle,
+            request.method,
+            url,
+            headers,
+            body,
+            request.client.host if request.client else None,
         )
         return Response(payload, status_code=status, headers=out_headers)
 

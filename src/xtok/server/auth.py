@@ -11,26 +11,35 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from xtok.server import sigv4, tags
+from xtok.server.conditions import ContextValue
 from xtok.server.crypto import Sealer
 from xtok.server.db import Database
-from xtok.server.evaluation import ContextValue, Decision, Document, Request, decide
+from xtok.server.evaluation import Decision, Principal, Request, decide
 from xtok.server.faults import Fault
+from xtok.server.policydoc import Document
 
 CallerKind = Literal["user", "session-token", "assumed-role"]
+_ISO_MS = "%Y-%m-%dT%H:%M:%S.%f"
 
 
 def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def iso_ms(ts: float) -> str:
+    """A time as ISO 8601 with milliseconds (truncated), the form `aws:TokenIssueTime` takes."""
+    return datetime.fromtimestamp(ts, UTC).strftime(_ISO_MS)[:-3] + "Z"
+
+
 @dataclass
 class Caller:
-    arn: str
+    arn: str  # the caller's own ARN: the IAM user, or the assumed-role session
+    principal_arn: str  # the IAM user or role, with its path
     account: str
     kind: CallerKind
-    user: str | None = None
-    role: str | None = None
-    user_id: str = ""
+    user: str | None = None  # the IAM user's name (long-term keys or GetSessionToken)
+    role: str | None = None  # the role's name (assumed-role sessions)
+    user_id: str = ""  # AIDA… for users, AROA…:session-name for role sessions
     session_name: str | None = None
     source_identity: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
@@ -39,32 +48,22 @@ class Caller:
     mfa: float | None = None  # when MFA was last proven for this caller's session
 
     @property
-    def principal_arns(self) -> set[str]:
-        """The ARNs a trust policy may name to mean this caller."""
-        names = {self.arn, f"arn:aws:iam::{self.account}:root"}
-        if self.user:
-            names.add(f"arn:aws:iam::{self.account}:user/{self.user}")
-        if self.role:
-            names.add(f"arn:aws:iam::{self.account}:role/{self.role}")
-        return names
+    def principal(self) -> Principal:
+        """Who a resource-based policy may name to mean this caller."""
+        return Principal(self.arn, self.principal_arn, self.account, self.user_id.split(":")[0])
 
     def context(self, now: datetime) -> dict[str, ContextValue]:
+        """The condition keys that describe the caller (see `request_keys` for the request)."""
         ctx: dict[str, ContextValue] = {
-            "aws:currenttime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aws:epochtime": str(int(now.timestamp())),
-            "aws:principalarn": (
-                f"arn:aws:iam::{self.account}:role/{self.role}" if self.role else self.arn
-            ),
+            "aws:principalarn": self.principal_arn,
             "aws:principalaccount": self.account,
-            "aws:principaltype": "AssumedRole" if self.role else "User",
+            "aws:principaltype": "AssumedRole" if self.kind == "assumed-role" else "User",
             "aws:userid": self.user_id,
         }
         if self.user:
             ctx["aws:username"] = self.user
         if self.issued is not None:  # these keys exist only for temporary credentials
-            ctx["aws:tokenissuetime"] = datetime.fromtimestamp(self.issued, UTC).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
-            )
+            ctx["aws:tokenissuetime"] = iso_ms(self.issued)
             ctx["aws:multifactorauthpresent"] = "true" if self.mfa is not None else "false"
         if self.mfa is not None:
             ctx["aws:multifactorauthage"] = str(int(now.timestamp() - self.mfa))
@@ -73,6 +72,22 @@ class Caller:
         for key, value in self.tags.items():
             ctx[f"aws:principaltag/{key.lower()}"] = value
         return ctx
+
+
+def request_keys(
+    url: str, region: str, source_ip: str | None, now: datetime
+) -> dict[str, ContextValue]:
+    """The condition keys that describe the request itself."""
+    keys: dict[str, ContextValue] = {
+        "aws:currenttime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:epochtime": str(int(now.timestamp())),
+        "aws:securetransport": "true" if url.lower().startswith("https:") else "false",
+        "aws:requestedregion": region,
+        "aws:viaawsservice": "false",  # no AWS service calls this endpoint on a caller's behalf
+    }
+    if source_ip:
+        keys["aws:sourceip"] = source_ip
+    return keys
 
 
 def identify(
@@ -97,8 +112,10 @@ def identify(
         user = db.one("SELECT * FROM users WHERE name = ?", row["user_name"])
         if user is None:
             raise Fault.unknown_key()
+        arn = f"arn:aws:iam::{account}:user{user['path']}{user['name']}"
         return Caller(
-            arn=f"arn:aws:iam::{account}:user{user['path']}{user['name']}",
+            arn=arn,
+            principal_arn=arn,
             account=account,
             kind="user",
             user=user["name"],
@@ -122,6 +139,8 @@ def identify(
 
 
 def _session_caller(db: Database, account: str, session: Any) -> Caller:
+    """The caller a session belongs to, found by the unique id it was issued to: a deleted user
+    or role takes its sessions with it, and one re-created under the same name is another."""
     common: dict[str, Any] = dict(
         account=account,
         session_name=session["session_name"],
@@ -131,25 +150,29 @@ def _session_caller(db: Database, account: str, session: Any) -> Caller:
         mfa=session["mfa"],
     )
     if session["kind"] == "assumed-role":
-        role = db.one("SELECT role_id FROM roles WHERE name = ?", session["owner"])
-        role_id = role["role_id"] if role else "AROADELETED"
+        role = db.one("SELECT name, path FROM roles WHERE role_id = ?", session["owner"])
+        if role is None:
+            raise Fault.unknown_key()
         return Caller(
-            arn=f"arn:aws:sts::{account}:assumed-role/{session['owner']}/{session['session_name']}",
+            arn=f"arn:aws:sts::{account}:assumed-role/{role['name']}/{session['session_name']}",
+            principal_arn=f"arn:aws:iam::{account}:role{role['path']}{role['name']}",
             kind="assumed-role",
-            role=session["owner"],
-            user_id=f"{role_id}:{session['session_name']}",
+            role=role["name"],
+            user_id=f"{session['owner']}:{session['session_name']}",
             # aws:PrincipalTag: the role's tags, overridden by the session's own.
-            tags={**tags.of(db, "role", session["owner"]), **json.loads(session["tags"])},
+            tags={**tags.of(db, "role", role["name"]), **json.loads(session["tags"])},
             **common,
         )
-    user = db.one("SELECT * FROM users WHERE name = ?", session["owner"])
+    user = db.one("SELECT name, path FROM users WHERE user_id = ?", session["owner"])
     if user is None:
         raise Fault.unknown_key()
+    arn = f"arn:aws:iam::{account}:user{user['path']}{user['name']}"
     return Caller(
-        arn=f"arn:aws:iam::{account}:user{user['path']}{user['name']}",
+        arn=arn,
+        principal_arn=arn,
         kind="session-token",
         user=user["name"],
-        user_id=user["user_id"],
+        user_id=session["owner"],
         tags=tags.of(db, "user", user["name"]),
         **common,
     )
@@ -177,23 +200,14 @@ def identity_policies(db: Database, caller: Caller) -> list[Document]:
     return [json.loads(r["document"]) for r in rows]
 
 
-def authorize(
-    db: Database,
-    caller: Caller,
-    action: str,
-    resource: str,
-    now: datetime,
-    extra: dict[str, ContextValue] | None = None,
-) -> None:
-    """Raise AccessDenied unless the caller's policies allow `action` on `resource`."""
-    context = caller.context(now)
-    if extra:
-        context.update(extra)
-    decision = decide(
-        Request(action, resource, context), identity_policies(db, caller), caller.session_policy
-    )
+def authorize(db: Database, caller: Caller, request: Request, shown: str | None = None) -> None:
+    """Raise AccessDenied unless the caller's policies allow the request. The message names
+    `shown` (what the caller asked for) rather than the resolved resource, so that a denied
+    caller learns nothing about what exists."""
+    decision = decide(request, identity_policies(db, caller), caller.session_policy)
     if decision is Decision.ALLOW:
         return
+    action = request.action
     why = (
         "with an explicit deny in an identity-based policy"
         if decision is Decision.DENY
@@ -201,4 +215,4 @@ def authorize(
     )
     if decision is Decision.IMPLICIT and caller.session_policy is not None:
         why = "because no session policy and identity-based policy both allow the action"
-    raise Fault.denied(caller.arn, action, resource, why)
+    raise Fault.denied(caller.arn, action, shown or request.resource, why)

@@ -28,7 +28,10 @@ CREATE TABLE IF NOT EXISTS inline_policies (
     PRIMARY KEY (kind, owner, name));
 CREATE TABLE IF NOT EXISTS mfa_devices (
     serial TEXT PRIMARY KEY, name TEXT NOT NULL, seed BLOB NOT NULL, user_name TEXT,
-    enabled REAL, last_code TEXT, created REAL NOT NULL);
+    enabled REAL, last_step INTEGER, created REAL NOT NULL);
+-- Sessions belong to a user's or role's unique id (`owner`), looked up on every request.
+CREATE INDEX IF NOT EXISTS users_id ON users (user_id);
+CREATE INDEX IF NOT EXISTS roles_id ON roles (role_id);
 CREATE TABLE IF NOT EXISTS sessions (
     key_id TEXT PRIMARY KEY, secret BLOB NOT NULL, token_digest BLOB NOT NULL,
     kind TEXT NOT NULL, owner TEXT NOT NULL, session_name TEXT, source_identity TEXT,
@@ -80,6 +83,14 @@ class Database:
         # backoff makes tail latency under concurrency far worse than a lock hand-over.
         self._write_lock = threading.Lock()
         self._conn().executescript(SCHEMA)  # runs in its own transaction
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring a database written by an earlier version up to SCHEMA."""
+        conn = self._conn()
+        columns = {row["name"] for row in conn.execute("PRAGMA table_info(mfa_devices)")}
+        if "last_step" not in columns:  # it kept the last code, not its time step
+            conn.execute("ALTER TABLE mfa_devices ADD COLUMN last_step INTEGER")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

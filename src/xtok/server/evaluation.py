@@ -1,32 +1,38 @@
-"""IAM policy evaluation, as AWS documents it, for the subset xtok relies on.
+"""IAM policy evaluation, as AWS documents it, for the policy types this endpoint has.
 
 An explicit Deny in any applicable policy wins. Otherwise the identity policies must Allow, and
-when the session carries a session policy, that must Allow too (the intersection). Actions match
-case-insensitively with `*` and `?`; resources case-sensitively. Conditions: String*, Bool,
-Date*, Numeric*, Null, Arn* (each also …IfExists), with ForAnyValue:/ForAllValues: on lists.
+when the session carries a session policy, that must Allow too (the intersection). A resource-based
+policy (here: a role's trust policy) that allows the user or role itself stands in for the
+identity policy, but a session policy still limits it; only one naming the session's own ARN is
+outside the session policy. Actions match case-insensitively with `*` and `?`; resources
+case-sensitively. Conditions: see `conditions`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import Enum
-from functools import lru_cache
+from enum import Enum, IntEnum
 from typing import Any
 
-from xtok.server.faults import Fault
-
-Document = dict[str, Any]
-ContextValue = str | list[str]
+from xtok.server.conditions import ContextValue, holds, like, strings
+from xtok.server.policydoc import VARIABLES_VERSION, Document, statements
+from xtok.server.variables import expand
 
 
 class Decision(Enum):
     ALLOW = "allow"
     DENY = "explicit-deny"
     IMPLICIT = "implicit-deny"
+
+
+class Grant(IntEnum):
+    """What an allowing resource-based policy named: how much of the caller's own policies it
+    stands in for."""
+
+    NONE = 0  # nothing, or only the account: the identity policy must allow
+    PRINCIPAL = 1  # the user or role (or everyone): no identity policy needed; a session policy
+    SESSION = 2  # this very session: neither identity nor session policy needed
 
 
 @dataclass
@@ -36,263 +42,109 @@ class Request:
     context: dict[str, ContextValue] = field(default_factory=dict)  # keys in lower case
 
 
-def decide(request: Request, identity: Sequence[Document], session: Document | None) -> Decision:
+def decide(
+    request: Request,
+    identity: Sequence[Document],
+    session: Document | None,
+    granted: Grant = Grant.NONE,
+) -> Decision:
     identity_effects = _effects(request, identity)
-    session_effects = _effects(request, [session]) if session is not None else {"Allow"}
+    session_effects = _effects(request, [session]) if session is not None else set()
     if "Deny" in identity_effects or "Deny" in session_effects:
         return Decision.DENY
-    if "Allow" in identity_effects and "Allow" in session_effects:
-        return Decision.ALLOW
-    return Decision.IMPLICIT
+    by_identity = granted >= Grant.PRINCIPAL or "Allow" in identity_effects
+    by_session = session is None or granted is Grant.SESSION or "Allow" in session_effects
+    return Decision.ALLOW if by_identity and by_session else Decision.IMPLICIT
 
 
-def trust_allows(
-    trust: Document, request: Request, principals: Iterable[str]
-) -> tuple[Decision, bool]:
-    """Evaluate a role's trust policy for `principals` (the caller's ARNs and account).
+@dataclass(frozen=True)
+class Principal:
+    """Who a resource-based policy may name to mean the caller."""
 
-    Returns the decision and whether the allowing statement named the caller itself (then the
-    caller needs no identity policy of its own, as in AWS for same-account principals).
-    """
-    names = set(principals)
+    session_arn: str  # the caller's own ARN (an assumed-role session, or the user)
+    arn: str  # the IAM user or role, with its path
+    account: str
+    unique_id: str = ""  # the user's or role's AIDA…/AROA…, as stored trust policies name it
+
+
+def trust_allows(trust: Document, request: Request, who: Principal) -> tuple[Decision, Grant]:
+    """Evaluate a role's trust policy for `who`: the decision and, when it allows, what the
+    allowing statements named (see `Grant`)."""
     effects: set[str] = set()
-    direct = False
-    for st in _statements(trust):
-        matched = _principal_matches(st.get("Principal"), names)
+    grant = Grant.NONE
+    variables = trust.get("Version") == VARIABLES_VERSION
+    for st in statements(trust):
         if "NotPrincipal" in st:
-            matched = not _principal_matches(st["NotPrincipal"], names)
-        if matched and _statement_applies(st, request, check_resource=False):
-            effects.add(st.get("Effect", ""))
+            named: Grant | None = (
+                None if _names(st["NotPrincipal"], who) is not None else Grant.NONE
+            )
+        else:
+            named = _names(st.get("Principal"), who)
+        if named is not None and _applies(st, request, check_resource=False, variables=variables):
+            effects.add(str(st.get("Effect")))
             if st.get("Effect") == "Allow":
-                direct = direct or _names_caller(st.get("Principal"), names)
+                grant = max(grant, named)
     if "Deny" in effects:
-        return Decision.DENY, False
-    return (Decision.ALLOW, direct) if "Allow" in effects else (Decision.IMPLICIT, False)
+        return Decision.DENY, Grant.NONE
+    return (Decision.ALLOW, grant) if "Allow" in effects else (Decision.IMPLICIT, Grant.NONE)
 
 
-def _principal_matches(principal: Any, names: set[str]) -> bool:
+def _names(principal: Any, who: Principal) -> Grant | None:
+    """How a Principal element names `who`: None when it does not."""
     if principal == "*":
-        return True
+        return Grant.PRINCIPAL
     if not isinstance(principal, dict):
-        return False
-    values = _strings(principal.get("AWS"))
-    for value in values:
-        if value == "*" or value in names:
-            return True
-        if re.fullmatch(r"\d{12}", value) and f"arn:aws:iam::{value}:root" in names:
-            return True
-    return False
-
-
-def _names_caller(principal: Any, names: set[str]) -> bool:
-    if not isinstance(principal, dict):
-        return False
-    return any(v in names and not v.endswith(":root") for v in _strings(principal.get("AWS")))
+        return None
+    found: Grant | None = None
+    for value in strings(principal.get("AWS")):
+        if value == who.session_arn and who.session_arn != who.arn:
+            return Grant.SESSION
+        if value in ("*", who.arn) or (who.unique_id and value == who.unique_id):
+            found = Grant.PRINCIPAL
+        elif found is None and value in (who.account, f"arn:aws:iam::{who.account}:root"):
+            found = Grant.NONE
+    return found
 
 
 def _effects(request: Request, docs: Iterable[Document]) -> set[str]:
     return {
         str(st.get("Effect"))
         for doc in docs
-        for st in _statements(doc)
-        if _statement_applies(st, request)
+        for st in statements(doc)
+        if _applies(st, request, variables=doc.get("Version") == VARIABLES_VERSION)
     }
 
 
-def _statements(doc: Document) -> list[dict[str, Any]]:
-    statements = doc.get("Statement", [])
-    return [statements] if isinstance(statements, dict) else list(statements)
-
-
-def _statement_applies(
-    st: dict[str, Any], request: Request, *, check_resource: bool = True
+def _applies(
+    st: dict[str, Any], request: Request, *, check_resource: bool = True, variables: bool = False
 ) -> bool:
-    if "Action" in st:
-        if not any(_like(p, request.action, fold=True) for p in _strings(st["Action"])):
-            return False
-    elif "NotAction" in st:
-        if any(_like(p, request.action, fold=True) for p in _strings(st["NotAction"])):
-            return False
-    else:
+    if not _listed(st, "Action", request.action, fold=True):
         return False
-    if check_resource:
-        if "Resource" in st:
-            if not any(_like(p, request.resource) for p in _strings(st["Resource"])):
-                return False
-        elif "NotResource" in st:
-            if any(_like(p, request.resource) for p in _strings(st["NotResource"])):
-                return False
-        else:
-            return False
-    return _conditions_hold(st.get("Condition", {}), request.context)
+    context = request.context if variables else None
+    if check_resource and not _listed(st, "Resource", request.resource, context=context):
+        return False
+    return holds(st.get("Condition", {}), request.context, variables=variables)
 
 
-def _strings(value: Any) -> list[str]:
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    return [("true" if v else "false") if isinstance(v, bool) else str(v) for v in items]
-
-
-@lru_cache(maxsize=4096)
-def _pattern(pattern: str, fold: bool) -> re.Pattern[str]:
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(body, re.IGNORECASE | re.DOTALL if fold else re.DOTALL)
-
-
-def _like(pattern: str, value: str, *, fold: bool = False) -> bool:
-    return _pattern(pattern, fold).fullmatch(value) is not None
-
-
-# --- conditions --------------------------------------------------------------------------------
-
-_NEGATED = {
-    "StringNotEquals",
-    "StringNotEqualsIgnoreCase",
-    "StringNotLike",
-    "NumericNotEquals",
-    "DateNotEquals",
-    "ArnNotEquals",
-    "ArnNotLike",
-}
-
-
-def _conditions_hold(block: Mapping[str, Any], context: Mapping[str, ContextValue]) -> bool:
-    for operator, tests in block.items():
-        for key, wanted in tests.items():
-            if not _condition(operator, key.lower(), _strings(wanted), context):
-                return False
-    return True
-
-
-def _condition(
-    operator: str, key: str, wanted: list[str], context: Mapping[str, ContextValue]
+def _listed(
+    st: dict[str, Any],
+    name: str,
+    value: str,
+    *,
+    fold: bool = False,
+    context: Mapping[str, ContextValue] | None = None,
 ) -> bool:
-    qualifier, _, op = operator.rpartition(":")
-    if_exists = op.endswith("IfExists")
-    op = op.removesuffix("IfExists")
-    present = context.get(key)
-    if op == "Null":
-        return (present is None) == (wanted[0].lower() == "true") if wanted else False
-    if present is None:
-        if qualifier == "ForAllValues":
-            return True
-        return if_exists or op in _NEGATED
-    values = present if isinstance(present, list) else [present]
-    if qualifier == "ForAllValues":
-        return all(_matches(op, v, wanted) for v in values)
-    if op in _NEGATED:
-        positive = op.replace("Not", "", 1)
-        return not any(_matches(positive, v, wanted) for v in values)
-    return any(_matches(op, v, wanted) for v in values)
-
-
-def _matches(op: str, actual: str, wanted: list[str]) -> bool:
-    if op == "StringEquals":
-        return actual in wanted
-    if op == "StringEqualsIgnoreCase":
-        return actual.lower() in (w.lower() for w in wanted)
-    if op in ("StringLike", "ArnLike", "ArnEquals"):
-        return any(_like(w, actual) for w in wanted)
-    if op == "Bool":
-        return actual.lower() in (w.lower() for w in wanted)
-    if op.startswith("Numeric"):
-        return _compare(op.removeprefix("Numeric"), _number(actual), [_number(w) for w in wanted])
-    if op.startswith("Date"):
-        return _compare(op.removeprefix("Date"), _date(actual), [_date(w) for w in wanted])
-    return False  # unknown operators never match (put-time validation refuses them)
-
-
-def _compare(kind: str, actual: float | None, wanted: list[float | None]) -> bool:
-    if actual is None:
+    """`Action`/`Resource` lists `value`, or `NotAction`/`NotResource` does not. With a
+    `context`, policy variables in the patterns are expanded first; one that cannot be makes
+    the statement not apply, as AWS documents."""
+    key = name if name in st else "Not" + name
+    if key not in st:
         return False
-    ops = {
-        "Equals": lambda a, b: a == b,
-        "LessThan": lambda a, b: a < b,
-        "LessThanEquals": lambda a, b: a <= b,
-        "GreaterThan": lambda a, b: a > b,
-        "GreaterThanEquals": lambda a, b: a >= b,
-    }
-    compare = ops.get(kind)
-    return compare is not None and any(w is not None and compare(actual, w) for w in wanted)
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _date(text: str) -> float | None:
-    try:
-        return float(text)  # epoch seconds are accepted as dates
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-
-
-# --- put-time validation -----------------------------------------------------------------------
-
-OPERATORS = {
-    "StringEquals",
-    "StringNotEquals",
-    "StringEqualsIgnoreCase",
-    "StringNotEqualsIgnoreCase",
-    "StringLike",
-    "StringNotLike",
-    "Bool",
-    "Null",
-    "NumericEquals",
-    "NumericNotEquals",
-    "NumericLessThan",
-    "NumericLessThanEquals",
-    "NumericGreaterThan",
-    "NumericGreaterThanEquals",
-    "DateEquals",
-    "DateNotEquals",
-    "DateLessThan",
-    "DateLessThanEquals",
-    "DateGreaterThan",
-    "DateGreaterThanEquals",
-    "ArnEquals",
-    "ArnLike",
-    "ArnNotEquals",
-    "ArnNotLike",
-}
-
-
-def parse_document(text: str, *, trust: bool = False) -> Document:
-    """Parse and check a policy document; raise MalformedPolicyDocument as IAM does."""
-
-    def bad(why: str) -> Fault:
-        return Fault("MalformedPolicyDocument", why, 400, "MalformedPolicyDocumentException")
-
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        raise bad("Syntax errors in policy.") from None
-    if not isinstance(doc, dict) or "Statement" not in doc:
-        raise bad("Policy document must be an object with a Statement.")
-    for st in _statements(doc):
-        if not isinstance(st, dict) or st.get("Effect") not in ("Allow", "Deny"):
-            raise bad("Each statement needs an Effect of Allow or Deny.")
-        if ("Action" in st) == ("NotAction" in st):
-            raise bad("Each statement needs exactly one of Action or NotAction.")
-        if trust:
-            if ("Principal" in st) == ("NotPrincipal" in st):
-                raise bad("Trust policy statements need a Principal.")
-        elif ("Resource" in st) == ("NotResource" in st):
-            raise bad("Each statement needs exactly one of Resource or NotResource.")
-        condition = st.get("Condition", {})
-        if not isinstance(condition, dict):
-            raise bad("Condition must be an object.")
-        for operator, tests in condition.items():
-            op = operator.rpartition(":")[2].removesuffix("IfExists")
-            if op not in OPERATORS or not isinstance(tests, dict):
-                raise bad(f"Invalid Condition type : {operator}.")
-    return doc
+    patterns = strings(st[key])
+    if context is not None:
+        expanded = [expand(p, context) for p in patterns]
+        if None in expanded:
+            return False
+        patterns = [p for p in expanded if p is not None]
+    hit = any(like(p, value, fold=fold) for p in patterns)
+    return hit if key == name else not hit

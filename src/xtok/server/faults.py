@@ -73,7 +73,7 @@ class Fault(Exception):
         return cls(
             "AccessDenied",
             f"User: {principal} is not authorized to perform: {action} "
-            f"on resource: {resource} {why}",
+            f"on resource: {resource} {why}".rstrip(),
             403,
             "AccessDeniedException",
         )

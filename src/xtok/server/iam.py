@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from xtok.server import tags
-from xtok.server.evaluation import parse_document
+from xtok.server import tags, trust
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_id, random_text, register_into
-from xtok.server.totp import base32, new_seed, verify
+from xtok.server.policydoc import parse_document
+from xtok.server.totp import STEP, accepted_step, base32, new_seed
 
 OPERATIONS: dict[str, Handler] = {}
 op = register_into(OPERATIONS)
@@ -76,8 +76,24 @@ def _target_user(ctx: Ctx, p: dict[str, Any], action: str) -> Any:
     name = p.get("UserName") or ctx.caller.user
     if name is None:
         raise Fault.invalid("UserName is required when the caller is not an IAM user")
-    ctx.allow(action, f"arn:aws:iam::{ctx.account}:user/{name}")
-    return _user(ctx, _name({"UserName": name}, "UserName"))
+    return _target(ctx, "user", _name({"UserName": name}, "UserName"), action)
+
+
+_BY_NAME = {
+    "user": "SELECT * FROM users WHERE name = ?",
+    "role": "SELECT * FROM roles WHERE name = ?",
+}
+
+
+def _target(ctx: Ctx, kind: str, name: str, action: str) -> Any:
+    """The user or role `name`, authorized for `action` on its ARN (with its path). A denial
+    names it as `user NAME` like IAM does, so it reveals neither existence nor path."""
+    row = ctx.db.one(_BY_NAME[kind], name)
+    path = row["path"] if row is not None else "/"
+    ctx.allow(action, f"arn:aws:iam::{ctx.account}:{kind}{path}{name}", shown=f"{kind} {name}")
+    if row is None:
+        raise _no_such(kind, name)
+    return row
 
 
 def _page(p: dict[str, Any], key: str, items: list[Any]) -> dict[str, Any]:
@@ -113,7 +129,7 @@ def _role_out(ctx: Ctx, row: Any) -> dict[str, Any]:
         "RoleId": row["role_id"],
         "Arn": _role_arn(ctx, row),
         "CreateDate": _dt(row["created"]),
-        "AssumeRolePolicyDocument": quote(row["trust"]),
+        "AssumeRolePolicyDocument": quote(trust.shown(ctx.db, ctx.account, row["trust"])),
         "Description": row["description"],
         "MaxSessionDuration": row["max_session"],
         "Tags": tags.listed(ctx.db, "role", row["name"]),
@@ -246,31 +262,37 @@ def _max_session(p: dict[str, Any]) -> int:
     return value
 
 
-def _trust_text(text: str) -> str:
-    return json.dumps(parse_document(text, trust=True))
+def _trust_text(ctx: Ctx, text: str) -> str:
+    return trust.bind(ctx.db, ctx.account, parse_document(text, trust=True))
 
 
 @op("CreateRole")
 def create_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     name, path = _name(p, "RoleName"), _path(p)
     ctx.allow("iam:CreateRole", f"arn:aws:iam::{ctx.account}:role{path}{name}")
-    trust = _trust_text(str(p.get("AssumeRolePolicyDocument", "")))
+    policy = _trust_text(ctx, str(p.get("AssumeRolePolicyDocument", "")))
     new_tags = _tags(p.get("Tags", []))
     with ctx.db.write() as conn:
         if conn.execute("SELECT 1 FROM roles WHERE name = ?", (name,)).fetchone():
             raise _exists("Role", name)
         conn.execute(
             "INSERT INTO roles VALUES (?,?,?,?,?,?,?)",
-            (name, random_id("AROA"), path, trust, _max_session(p), p.get("Description"), ctx.ts),
+            (
+                name,
+                random_id("AROA"),
+                path,
+                policy,
+                _max_session(p),
+                p.get("Description"),
+                ctx.ts,
+            ),
         )
         _add_tags(conn, "role", name, new_tags)
     return {"Role": _role_out(ctx, _role(ctx, name))}
 
 
 def _target_role(ctx: Ctx, p: dict[str, Any], action: str) -> Any:
-    name = _name(p, "RoleName")
-    ctx.allow(action, f"arn:aws:iam::{ctx.account}:role/{name}")
-    return _role(ctx, name)
+    return _target(ctx, "role", _name(p, "RoleName"), action)
 
 
 @op("GetRole")
@@ -304,9 +326,9 @@ def update_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 @op("UpdateAssumeRolePolicy")
 def update_assume_role_policy(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     row = _target_role(ctx, p, "iam:UpdateAssumeRolePolicy")
-    trust = _trust_text(str(p.get("PolicyDocument", "")))
+    policy = _trust_text(ctx, str(p.get("PolicyDocument", "")))
     with ctx.db.write() as conn:
-        conn.execute("UPDATE roles SET trust = ? WHERE name = ?", (trust, row["name"]))
+        conn.execute("UPDATE roles SET trust = ? WHERE name = ?", (policy, row["name"]))
     return {}
 
 
@@ -477,8 +499,8 @@ def create_virtual_mfa_device(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         if conn.execute("SELECT 1 FROM mfa_devices WHERE serial = ?", (serial,)).fetchone():
             raise _exists("MFADevice", name)
         conn.execute(
-            "INSERT INTO mfa_devices VALUES (?,?,?,?,?,?,?)",
-            (serial, name, ctx.sealer.seal(seed, f"mfa:{serial}"), None, None, None, ctx.ts),
+            "INSERT INTO mfa_devices (serial, name, seed, created) VALUES (?,?,?,?)",
+            (serial, name, ctx.sealer.seal(seed, f"mfa:{serial}"), ctx.ts),
         )
     return {"VirtualMFADevice": {"SerialNumber": serial, "Base32StringSeed": base32(seed).encode()}}
 
@@ -498,15 +520,23 @@ def enable_mfa_device(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         raise _exists("MFADevice", device["name"])
     seed = ctx.sealer.open(device["seed"], f"mfa:{device['serial']}")
     code1, code2 = str(p.get("AuthenticationCode1", "")), str(p.get("AuthenticationCode2", ""))
-    # Two consecutive codes prove the device is in sync: code1 one step before code2.
-    if not (verify(seed, code1, ctx.ts - 30) and verify(seed, code2, ctx.ts) and code1 != code2):
+    # Two consecutive codes prove the device is in sync; like every use of the device, they
+    # must be for time steps after the last one it accepted.
+    last = device["last_step"]
+    step = accepted_step(seed, code2, ctx.ts, last)
+    in_sync = step is not None and accepted_step(seed, code1, (step - 1) * STEP, last) == step - 1
+    with ctx.db.write() as conn:
+        claimed = (
+            in_sync
+            and conn.execute(
+                "UPDATE mfa_devices SET user_name = ?, enabled = ?, last_step = ? WHERE serial = ? "
+                "AND user_name IS NULL AND (last_step IS NULL OR last_step < ?)",
+                (user["name"], ctx.ts, step, device["serial"], step),
+            ).rowcount
+        )
+    if not claimed:
         raise Fault(
             "InvalidAuthenticationCode", "Authentication code for device is not valid.", 403
-        )
-    with ctx.db.write() as conn:
-        conn.execute(
-            "UPDATE mfa_devices SET user_name = ?, enabled = ?, last_code = ? WHERE serial = ?",
-            (user["name"], ctx.ts, code2, device["serial"]),
         )
     return {}
 

@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import quote
 
 from xtok.server import iam, iam_groups
-from xtok.server.evaluation import parse_document
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_id, register_into
+from xtok.server.policydoc import parse_document
 
 OPERATIONS: dict[str, Handler] = {}
 op = register_into(OPERATIONS)
@@ -262,7 +262,7 @@ def _attach_target(ctx: Ctx, p: dict[str, Any], kind: str, verb: str) -> tuple[s
     """The policy ARN and the entity's row, with `verb` authorized on the entity; the policy
     ARN is the request's iam:PolicyARN condition key."""
     arn = _policy_arn(p)
-    ctx.context["iam:policyarn"] = arn
+    ctx.request_keys["iam:policyarn"] = arn
     noun, target = _HOLDERS[kind]
     key = f"{noun}Name"
     if not p.get(key):

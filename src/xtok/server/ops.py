@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from xtok.server.auth import Caller, authorize
+from xtok.server.conditions import ContextValue
 from xtok.server.crypto import Sealer
 from xtok.server.db import Database
-from xtok.server.evaluation import ContextValue
+from xtok.server.evaluation import Request
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,25 @@ class Ctx:
     settings: Settings
     caller: Caller
     now: datetime
+    request_keys: dict[str, ContextValue] = field(default_factory=dict)  # auth.request_keys
     resource: str = "*"  # for the audit log: what the operation touched
-    # Condition keys of the request itself (e.g. iam:PolicyARN), for every check it makes.
-    context: dict[str, ContextValue] = field(default_factory=dict)
+
+    def context(self, extra: dict[str, ContextValue] | None = None) -> dict[str, ContextValue]:
+        """Every condition key of this request: the caller's, the request's and `extra`."""
+        return {**self.caller.context(self.now), **self.request_keys, **(extra or {})}
 
     def allow(
-        self, action: str, resource: str, extra: dict[str, ContextValue] | None = None
+        self,
+        action: str,
+        resource: str,
+        extra: dict[str, ContextValue] | None = None,
+        *,
+        shown: str | None = None,
     ) -> None:
+        """Authorize `action` on `resource`; a denial names `shown` (what the caller asked
+        for) when given, so that it reveals nothing the caller may not see."""
         self.resource = resource
-        authorize(
-            self.db, self.caller, action, resource, self.now, {**self.context, **(extra or {})}
-        )
+        authorize(self.db, self.caller, Request(action, resource, self.context(extra)), shown)
 
     @property
     def account(self) -> str:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from xtok.server import tags
+from xtok.server.conditions import ContextValue
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_text, register_into
 
@@ -59,27 +60,51 @@ def _drop(conn: Any, arn: str) -> None:
     conn.execute("DELETE FROM secrets WHERE arn = ?", (arn,))
 
 
-def _find(ctx: Ctx, secret_id: str, action: str, *, allow_deleted: bool = False) -> Any:
-    """The secret named by name or ARN, after checking the caller may `action` it."""
+def _find(
+    ctx: Ctx,
+    secret_id: str,
+    action: str,
+    *,
+    allow_deleted: bool = False,
+    extra: dict[str, ContextValue] | None = None,
+) -> Any:
+    """The secret named by name or ARN, after checking the caller may `action` it. A denial
+    names the secret as the caller did: it tells nothing about whether the secret exists."""
     _purge_expired(ctx)
-    row = ctx.db.one("SELECT * FROM secrets WHERE arn = ? OR name = ?", secret_id, secret_id)
-    if row is None and secret_id.startswith("arn:"):
-        row = ctx.db.one("SELECT * FROM secrets WHERE name = ?", secret_id.split(":secret:", 1)[-1])
+    row = _resolve(ctx, secret_id)
+    resource = row["arn"] if row is not None else _requested_arn(ctx, secret_id)
+    keys: dict[str, ContextValue] = {"secretsmanager:secretid": resource, **(extra or {})}
+    ctx.allow(action, resource, keys, shown=secret_id)
     if row is None:
-        # Authorize against what the caller asked for, so a denied caller learns nothing.
-        ctx.allow(
-            action,
-            secret_id
-            if secret_id.startswith("arn:")
-            else f"arn:aws:secretsmanager:{ctx.settings.region}:{ctx.account}:secret:{secret_id}",
-        )
         raise _not_found()
-    ctx.allow(action, row["arn"])
     if row["deleted"] is not None and not allow_deleted:
         raise _invalid_request(
             "You can't perform this operation on the secret because it was marked for deletion."
         )
     return row
+
+
+def _arn_prefix(ctx: Ctx) -> str:
+    return f"arn:aws:secretsmanager:{ctx.settings.region}:{ctx.account}:secret:"
+
+
+def _resolve(ctx: Ctx, secret_id: str) -> Any:
+    """The secret a SecretId names: its name, its full ARN, or its ARN without the random
+    suffix. An ARN of another partition, region or account is not a local secret."""
+    if not secret_id.startswith("arn:"):
+        return ctx.db.one("SELECT * FROM secrets WHERE name = ?", secret_id)
+    prefix = _arn_prefix(ctx)
+    if not secret_id.startswith(prefix):
+        return None
+    return ctx.db.one(
+        "SELECT * FROM secrets WHERE arn = ?1 OR name = ?2 ORDER BY arn = ?1 DESC LIMIT 1",
+        secret_id,
+        secret_id.removeprefix(prefix),
+    )
+
+
+def _requested_arn(ctx: Ctx, secret_id: str) -> str:
+    return secret_id if secret_id.startswith("arn:") else _arn_prefix(ctx) + secret_id
 
 
 def _required_value(p: dict[str, Any]) -> tuple[bytes, bool]:
@@ -201,7 +226,7 @@ def create_secret(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     if not _NAME.match(name):
         raise Fault.invalid("Name must be 1-512 characters of ASCII letters, digits and /_+=.@-")
     arn = _arn(ctx, name)
-    ctx.allow("secretsmanager:CreateSecret", arn)
+    ctx.allow("secretsmanager:CreateSecret", arn, {"secretsmanager:name": name}, shown=name)
     _purge_expired(ctx)
     value = _value(p)
     version_id = str(p.get("ClientRequestToken") or uuid.uuid4())
@@ -268,8 +293,13 @@ def update_secret(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 @op("GetSecretValue")
 def get_secret_value(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:GetSecretValue")
     version_id, stage = p.get("VersionId"), p.get("VersionStage")
+    keys: dict[str, ContextValue] = {}
+    if version_id is not None:
+        keys["secretsmanager:versionid"] = str(version_id)
+    if stage is not None:
+        keys["secretsmanager:versionstage"] = str(stage)
+    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:GetSecretValue", extra=keys)
     versions = ctx.db.all("SELECT * FROM secret_versions WHERE arn = ?", row["arn"])
     if version_id is not None:
         chosen = [v for v in versions if v["version_id"] == version_id]

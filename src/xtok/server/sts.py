@@ -9,17 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from xtok.server.auth import Caller, identity_policies, token_digest
-from xtok.server.evaluation import (
-    Decision,
-    Document,
-    Request,
-    decide,
-    parse_document,
-    trust_allows,
-)
+from xtok.server.conditions import ContextValue
+from xtok.server.evaluation import Decision, Request, decide, trust_allows
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_id, random_text, register_into
-from xtok.server.totp import verify
+from xtok.server.policydoc import Document, parse_document
+from xtok.server.totp import accepted_step
 
 OPERATIONS: dict[str, Handler] = {}
 op = register_into(OPERATIONS)
@@ -30,9 +25,7 @@ POLICY_LIMIT = 2048
 MAX_POLICY_ARNS = 10
 _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
 _NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
-_ROLE_ARN = re.compile(
-    r"^arn:aws:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]{1,64})$", re.ASCII
-)
+_ROLE_NAME = re.compile(r"/([\w+=,.@-]{1,64})$", re.ASCII)
 
 
 @op("GetCallerIdentity")
@@ -49,7 +42,7 @@ def get_session_token(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         raise Fault("AccessDenied", "Cannot call GetSessionToken with session credentials", 403)
     duration = _duration(ctx, p.get("DurationSeconds", 43_200), SESSION_TOKEN_MAX)
     mfa = _check_mfa(ctx, caller, p)
-    return {"Credentials": _new_session(ctx, "session-token", str(caller.user), duration, mfa=mfa)}
+    return {"Credentials": _new_session(ctx, "session-token", caller.user_id, duration, mfa=mfa)}
 
 
 @op("AssumeRole")
@@ -83,20 +76,30 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
             400,
         )
     inline = None if policy_text is None else parse_document(policy_text)
-    match = _ROLE_ARN.match(role_arn)
-    role = ctx.db.one("SELECT * FROM roles WHERE name = ?", match[2]) if match else None
-    if match is None or role is None or match[1] != ctx.account:
-        raise Fault.denied(caller.arn, "sts:AssumeRole", role_arn, "(no such role)")
+    role = _role(ctx, role_arn)
+    if role is None:
+        raise _cannot_assume(caller, role_arn)
     limit = CHAINED_MAX if caller.kind == "assumed-role" else int(role["max_session"])
     duration = _duration(ctx, p.get("DurationSeconds", 3600), limit)
     mfa = _check_mfa(ctx, caller, p)
-    _check_trust(ctx, caller, role, name, source, bool(tags), mfa, external_id)
+    context = ctx.context({"sts:rolesessionname": name})
+    if source:
+        context["sts:sourceidentity"] = source
+    if external_id is not None:
+        context["sts:externalid"] = str(external_id)
+    if tags:
+        context["aws:tagkeys"] = list(tags)
+        context.update({f"aws:requesttag/{k.lower()}": v for k, v in tags.items()})
+    if mfa is not None:
+        context["aws:multifactorauthpresent"] = "true"
+        context["aws:multifactorauthage"] = str(int(ctx.ts - mfa))
+    _check_trust(ctx, role_arn, role, context, source, bool(tags))
     # Resolved only for a caller the role trusts: no one else learns which policies exist.
     session_policy = _session_policy(ctx, inline, arns)
     creds = _new_session(
         ctx,
         "assumed-role",
-        role["name"],
+        role["role_id"],
         duration,
         name=name,
         source=source,
@@ -160,8 +163,23 @@ def _duration(ctx: Ctx, value: Any, limit: int) -> int:
     return seconds
 
 
+def _role(ctx: Ctx, role_arn: str) -> Any:
+    """The role `role_arn` names exactly (partition, account, path and name), or None."""
+    match = _ROLE_NAME.search(role_arn)
+    role = ctx.db.one("SELECT * FROM roles WHERE name = ?", match[1]) if match else None
+    if role is None or role_arn != f"arn:aws:iam::{ctx.account}:role{role['path']}{role['name']}":
+        return None
+    return role
+
+
+def _cannot_assume(caller: Caller, role_arn: str, action: str = "sts:AssumeRole") -> Fault:
+    # One answer whether the role is missing, untrusting or not allowed: existence stays hidden.
+    return Fault.denied(caller.arn, action, role_arn, "")
+
+
 def _check_mfa(ctx: Ctx, caller: Caller, p: dict[str, Any]) -> float | None:
-    """The time MFA was proven: now if this call carries a valid code, else the session's."""
+    """The time MFA was proven: now if this call carries a valid code, else the session's.
+    A code counts only for a time step after the last one the device accepted."""
     serial, code = p.get("SerialNumber"), p.get("TokenCode")
     if serial is None and code is None:
         return caller.mfa
@@ -178,39 +196,38 @@ def _check_mfa(ctx: Ctx, caller: Caller, p: dict[str, Any]) -> float | None:
             403,
         )
     seed = ctx.sealer.open(device["seed"], f"mfa:{device['serial']}")
-    if code == device["last_code"] or not verify(seed, str(code), ctx.ts):
+    step = accepted_step(seed, str(code), ctx.ts, device["last_step"])
+    with ctx.db.write() as conn:  # the step is claimed atomically: a concurrent replay loses
+        claimed = (
+            step is not None
+            and conn.execute(
+                "UPDATE mfa_devices SET last_step = ? WHERE serial = ? "
+                "AND (last_step IS NULL OR last_step < ?)",
+                (step, serial, step),
+            ).rowcount
+        )
+    if not claimed:
         raise Fault(
             "AccessDenied",
             "MultiFactorAuthentication failed with invalid MFA one time pass code.",
             403,
         )
-    with ctx.db.write() as conn:
-        conn.execute("UPDATE mfa_devices SET last_code = ? WHERE serial = ?", (code, serial))
     return ctx.ts
 
 
 def _check_trust(
     ctx: Ctx,
-    caller: Caller,
+    role_arn: str,
     role: Any,
-    name: str,
+    context: dict[str, ContextValue],
     source: str | None,
     tagged: bool,
-    mfa: float | None,
-    external_id: str | None,
 ) -> None:
     """The role's trust policy must allow the caller (and, when used, SetSourceIdentity and
-    TagSession); a trust that names only the account also needs the caller's own policy."""
-    context = caller.context(ctx.now)
-    context["sts:rolesessionname"] = name
-    if source:
-        context["sts:sourceidentity"] = source
-    if external_id is not None:
-        context["sts:externalid"] = external_id
-    if mfa is not None:
-        context["aws:multifactorauthpresent"] = "true"
-        context["aws:multifactorauthage"] = str(int(ctx.ts - mfa))
-    role_arn = f"arn:aws:iam::{ctx.account}:role/{role['name']}"
+    TagSession), and the caller's own policies must not deny it. A trust naming only the account
+    also needs the caller's identity policy; one naming the user or role still needs the
+    session policy, if any; one naming this very session needs neither."""
+    caller = ctx.caller
     trust = json.loads(role["trust"])
     actions = ["sts:AssumeRole"]
     if source and source != caller.source_identity:
@@ -218,22 +235,13 @@ def _check_trust(
     if tagged:
         actions.append("sts:TagSession")
     policies = identity_policies(ctx.db, caller)
-    principals = caller.principal_arns
+    resource = f"arn:aws:iam::{ctx.account}:role{role['path']}{role['name']}"
     for action in actions:
-        request = Request(action, role_arn, context)
-        decision, direct = trust_allows(trust, request, principals)
-        identity = decide(request, policies, caller.session_policy)
-        if (
-            decision is not Decision.ALLOW
-            or identity is Decision.DENY
-            or (not direct and identity is not Decision.ALLOW)
-        ):
-            why = (
-                "(the role's trust policy does not allow it)"
-                if decision is not Decision.ALLOW
-                else "(no identity-based policy allows it)"
-            )
-            raise Fault.denied(caller.arn, action, role_arn, why)
+        request = Request(action, resource, context)
+        trusted, granted = trust_allows(trust, request, caller.principal)
+        own = decide(request, policies, caller.session_policy, granted)
+        if trusted is not Decision.ALLOW or own is not Decision.ALLOW:
+            raise _cannot_assume(caller, role_arn, action)
 
 
 def _new_session(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hmac
 import os
 
 from cryptography.hazmat.primitives.hashes import SHA1
-from cryptography.hazmat.primitives.twofactor import InvalidToken
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 SEED_BYTES = 20
@@ -29,13 +29,11 @@ def code_at(seed: bytes, when: float) -> str:
     return _totp(seed).generate(int(when)).decode()
 
 
-def verify(seed: bytes, code: str, now: float) -> bool:
-    """True when `code` is valid at `now` or one step either side (clock drift)."""
-    totp = _totp(seed)
-    for drift in (0, -STEP, STEP):
-        try:
-            totp.verify(code.encode(), int(now) + drift)
-            return True
-        except InvalidToken:
-            continue
-    return False
+def accepted_step(seed: bytes, code: str, now: float, last: int | None) -> int | None:
+    """The time step `code` belongs to, if within one step of `now` (clock drift) and after
+    `last`, the step the device last accepted: each step counts once, and never an older one."""
+    current = int(now) // STEP
+    for step in (current - 1, current, current + 1):
+        if (last is None or step > last) and hmac.compare_digest(code, code_at(seed, step * STEP)):
+            return step
+    return None
