@@ -33,6 +33,7 @@ from xtok.cli.app import (
     utcnow,
     warn,
 )
+from xtok.display import shown
 from xtok.duration import format_duration, parse_duration
 from xtok.errors import Error, Interrupted, UsageError
 from xtok.tokens.armor import compact
@@ -153,7 +154,7 @@ def inspect_cmd(token_text: str | None, as_json: bool) -> None:
         ("expires", expiry),
     ]
     for key, value in lines:
-        click.echo(f"{key + ':':<9}{value}")
+        click.echo(f"{key + ':':<9}{shown(value)}")
 
 
 def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
@@ -187,12 +188,12 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
         print_json(info)
         return
     for key, value in info.items():
-        shown = ", ".join(value) if isinstance(value, list) else value
+        text = ", ".join(value) if isinstance(value, list) else value
         if isinstance(value, dict):
-            shown = " ".join(f"{k}={v}" for k, v in value.items())
+            text = " ".join(f"{k}={v}" for k, v in value.items())
         if key == "duration":
-            shown = format_duration(int(value))
-        click.echo(f"{key + ':':<17}{shown}")
+            text = format_duration(int(value))
+        click.echo(f"{key + ':':<17}{shown(text)}")
 
 
 @cli.command("request")
@@ -301,7 +302,7 @@ def approve_cmd(
     ]
     click.echo("xtok: approve this run?", err=True)
     for key, value in lines:
-        click.echo(f"  {key + ':':<10}{value}", err=True)
+        click.echo(f"  {key + ':':<10}{shown(value)}", err=True)
     if not yes:
         if not stdin_is_tty() or code == "-":
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
