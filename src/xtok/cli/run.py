@@ -98,8 +98,11 @@ def run_cmd(
     """
     from xtok.aws.fetch import fetch
     from xtok.run import runner
+    from xtok.run.isolation import make_undumpable
     from xtok.tokens import token as tokens
 
+    # Before the token is read: nothing of this process is readable to the command it starts.
+    make_undumpable()
     _refuse_token_as_command(command)
     refs = parse_refs(secret_specs, secret_file_specs)
     if sealed and refs:
