@@ -141,7 +141,8 @@ def xtok(xtok_server: DevServer, tmp_path: Path, unique: str) -> Callable[..., R
     return call
 
 
-def pending_request(xtok: Callable[..., Result], unique: str) -> str:
+def pending_request(xtok: Callable[..., Result], unique: str) -> tuple[str, str]:
+    """The request code and the run's ticket."""
     res = xtok(
         "request",
         "--secret",
@@ -150,7 +151,8 @@ def pending_request(xtok: Callable[..., Result], unique: str) -> str:
         f"arn:aws:iam::{ACCOUNT}:role/jk-{unique}",
     )
     assert res.code == 0, res.err
-    return res.out.strip()
+    code, ticket = res.out.split()
+    return code, ticket
 
 
 @pytest.mark.parametrize("crumb", [False, True], ids=["api-token", "with-crumb"])
@@ -158,7 +160,7 @@ def test_approve_submits_to_the_pending_input(
     xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, crumb: bool
 ) -> None:
     jenkins.require_crumb = crumb
-    code = pending_request(xtok, unique)
+    code, ticket = pending_request(xtok, unique)
     res = xtok("approve", code, "--yes", "--jenkins", jenkins.build_url)
     assert res.code == 0, res.err
     assert "submitted to" in res.err and "input XtokToken" in res.err
@@ -168,12 +170,21 @@ def test_approve_submits_to_the_pending_input(
     assert parameter["name"] == "XTOK_TOKEN"
     assert parameter["value"] not in res.err
     # What Jenkins received is what the waiting run opens.
-    run = xtok("run", "--sealed", "--", "sh", "-c", 'echo "db=$DB"', XTOK_TOKEN=parameter["value"])
+    run = xtok(
+        "run",
+        "--sealed",
+        "--",
+        "sh",
+        "-c",
+        'echo "db=$DB"',
+        XTOK_TOKEN=parameter["value"],
+        XTOK_TICKET=ticket,
+    )
     assert run.code == 0 and "db=***" in run.out
 
 
 def test_refusals_are_clear(xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins) -> None:
-    code = pending_request(xtok, unique)
+    code, _ = pending_request(xtok, unique)
     bad_auth = xtok(
         "approve", code, "--yes", "--jenkins", jenkins.build_url, JENKINS_API_TOKEN="wrong"
     )
@@ -202,7 +213,7 @@ def test_credentials_from_netrc(
     netrc = tmp_path / ".netrc"  # HOME is tmp_path in these tests
     netrc.write_text(f"machine 127.0.0.1 login {USER} password {API_TOKEN}\n")
     netrc.chmod(0o600)
-    code = pending_request(xtok, unique)
+    code, _ = pending_request(xtok, unique)
     res = xtok(
         "approve",
         code,

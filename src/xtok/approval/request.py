@@ -65,6 +65,12 @@ class RequestCode:
     @classmethod
     def parse(cls, text: str) -> RequestCode:
         """The request in `text`; every field is pipeline-written, so each is checked here."""
+        if "xtokt" in armor.compact(text):
+            raise TokenError(
+                "this holds the run's ticket (line 2 of `xtok request`): it must stay in the run",
+                tip="pass only the request code (line 1); start a new request if the ticket was "
+                "shared",
+            )
         data = armor.decode(KIND, VERSION, text, what="request code", tip=TIP)
         try:
             secrets = tuple(_ref_from(item) for item in data["secrets"])

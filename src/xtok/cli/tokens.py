@@ -201,6 +201,13 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
 @duration_option
 @role_option("The role the approver should assume (they may name another).")
 @state_dir_option
+@click.option(
+    "--wait",
+    metavar="DURATION",
+    default="24h",
+    show_default=True,
+    help="How long the request may wait for its approval; its key is purged after.",
+)
 @click.option("--ci", "ci_kind", metavar="KIND", help="CI kind (default: detected).")
 @click.option("--job", help="Job name (default: detected).")
 @click.option("--build", help="Build number (default: detected).")
@@ -212,20 +219,29 @@ def request_cmd(
     duration: str,
     role_arn: str | None,
     state_dir: Path | None,
+    wait: str,
     ci_kind: str | None,
     job: str | None,
     build: str | None,
     build_url: str | None,
     commit: str | None,
 ) -> None:
-    """Ask for a sealed token: print a request code for an approver (pipeline side).
+    """Ask for a sealed token (pipeline side): print a request code and this run's ticket.
 
-    The one-time private key stays in a private state directory; only this run can open the
-    token that `xtok approve` seals for the code. The run's identity (CI, job, build, commit)
-    is detected for Jenkins, GitHub Actions and GitLab CI.
+    \b
+    Line 1: the request code, for the approver (`xtok approve CODE`).
+    Line 2: the run's ticket: keep it in this run only and give it to
+            `xtok run --sealed` in XTOK_TICKET. Never show or share it.
+
+    The one-time private key stays in a private state directory, encrypted to the ticket:
+    only this run can open the token that `xtok approve` seals for the code. The run's
+    identity (CI, job, build, commit) is detected for Jenkins, GitHub Actions and GitLab CI.
     """
-    from xtok.approval import ci, seal
+    from xtok.approval import ci, pending, seal
     from xtok.aws.mint import MAX_ROLE_DURATION, MIN_DURATION
+    from xtok.run.isolation import make_undumpable
+
+    make_undumpable()  # the ticket and the private key pass through this process
 
     refs = parse_refs(secret_specs, secret_file_specs)
     if not refs:
@@ -236,13 +252,20 @@ def request_cmd(
     identity = ci.identify(
         os.environ, ci=ci_kind, job=job, build=build, url=build_url, commit=commit
     )
-    request = seal.new_request(
-        identity, tuple(refs), seconds, role_arn, state_dir or seal.default_state_dir()
+    request, ticket = seal.new_request(
+        identity,
+        tuple(refs),
+        seconds,
+        role_arn,
+        state_dir or pending.default_state_dir(),
+        pending.check_wait(parse_duration(wait)),
     )
     click.echo(request.encode())
+    click.echo(ticket.encode())
     note(
-        f"request {request.id} (key {request.fingerprint}) for {identity.label}: ask an "
-        "approver to run `xtok approve <code>`"
+        f"request {request.id} (key {request.fingerprint}) for {shown(identity.label)}: ask an "
+        "approver to run `xtok approve <code>` with the first line; keep the second (the "
+        "run's ticket) for `xtok run --sealed`"
     )
 
 
