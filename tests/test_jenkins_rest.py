@@ -25,11 +25,14 @@ USER, API_TOKEN = "ops", "11aa22bb33cc44dd55ee66ff77889900aa"
 class FakeJenkins(ThreadingHTTPServer):
     require_crumb = False
     pending = True
+    redirect_to = ""  # when set, every request is redirected there (a hostile proxy's move)
     submitted: list[dict[str, object]]
+    seen_auth: list[str]
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.submitted = []
+        self.seen_auth = []
 
     @property
     def build_url(self) -> str:
@@ -52,6 +55,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
+        self.server.seen_auth.append(self.headers.get("Authorization") or "")
+        if self.server.redirect_to:
+            return self._reply(302, headers={"Location": self.server.redirect_to + self.path})
         if not self._authorized():
             return self._reply(401)
         if self.path == "/job/deploy/42/wfapi/pendingInputActions":
@@ -82,7 +88,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self._reply(404)
 
     def do_POST(self) -> None:
+        self.server.seen_auth.append(self.headers.get("Authorization") or "")
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        if self.server.redirect_to:
+            return self._reply(307, headers={"Location": self.server.redirect_to + self.path})
         if not self._authorized():
             return self._reply(401)
         if self.server.require_crumb and not (
@@ -101,13 +110,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def jenkins() -> Iterator[FakeJenkins]:
+def _serve() -> Iterator[FakeJenkins]:
     server = FakeJenkins()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
+
+
+jenkins = pytest.fixture(_serve)
+elsewhere = pytest.fixture(_serve)  # another origin: same loopback address, another port
 
 
 @pytest.fixture
@@ -225,3 +237,27 @@ def test_credentials_from_netrc(
     )
     assert res.code == 0, res.err
     assert len(jenkins.submitted) == 1
+
+
+def test_api_token_never_follows_a_redirect_to_another_origin(
+    xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, elsewhere: FakeJenkins
+) -> None:
+    code, _ = pending_request(xtok, unique)
+    jenkins.redirect_to = f"http://127.0.0.1:{elsewhere.server_address[1]}"
+    res = xtok("approve", code, "--yes", "--jenkins", jenkins.build_url)
+    assert res.code == 204 and "redirected to http://127.0.0.1:" in res.err, res.err
+    assert "not sent the credentials there" in res.err
+    assert elsewhere.seen_auth == []  # nothing at all reached the other origin
+    assert not jenkins.submitted
+
+
+@pytest.mark.parametrize(
+    "url", ["http://jenkins.example/job/deploy/42/", "http://10.0.0.7:8080/job/deploy/42/"]
+)
+def test_plain_http_is_refused_before_anything_is_minted(
+    xtok: Callable[..., Result], unique: str, url: str
+) -> None:
+    code, _ = pending_request(xtok, unique)
+    res = xtok("approve", code, "--yes", "--jenkins", url)
+    assert res.code == 200 and "plain http:// would send your API token" in res.err
+    assert "--insecure-http" in res.err and res.out == ""  # no sealed token was minted

@@ -280,6 +280,11 @@ def request_cmd(
     metavar="BUILD_URL",
     help="Submit the sealed token to this build's pending input (Jenkins REST API).",
 )
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="Allow --jenkins over plain http:// to a host that is not loopback.",
+)
 @mfa_options
 @aws_options()
 def approve_cmd(
@@ -288,6 +293,7 @@ def approve_cmd(
     yes: bool,
     copy: bool,
     jenkins_url: str | None,
+    insecure_http: bool,
     mfa_serial: str | None,
     mfa_code: str | None,
     aws: Any,
@@ -303,6 +309,10 @@ def approve_cmd(
     from xtok.approval.request import RequestCode
     from xtok.aws.mint import MintRequest, mint
 
+    if jenkins_url:  # before anything is minted
+        from xtok.approval.jenkins import check_build_url
+
+        check_build_url(jenkins_url, insecure_http=insecure_http)
     request = RequestCode.parse(read_stdin() if code == "-" else code)
     role = role_arn or request.role
     if role is None:
@@ -355,7 +365,7 @@ def approve_cmd(
         from xtok.approval.jenkins import submit
 
         try:
-            input_id = submit(jenkins_url, text)
+            input_id = submit(jenkins_url, text, insecure_http=insecure_http)
         except Error:
             # The sealed token is safe to show: it can still be pasted into the input by hand.
             click.echo(text)
