@@ -180,7 +180,7 @@ def test_plain_run_hides_token_and_credentials(
         as_user,
         home,
         env,
-        ["--token-stdin", "--secret", "DB=attack/db"],
+        ["--token-stdin", "--secret", "DB=attack/db", "--secret-file", "F=attack/db"],
         needles(
             token=token,
             token_secret_key=creds.secret_access_key.reveal(),
