@@ -86,9 +86,9 @@ for token in tokens:
     for ticket in tickets:
         env = {"PATH": os.environ.get("PATH", ""), "XTOK_TOKEN": token.decode()}
         env.update(XTOK_TICKET=ticket.decode(), AWS_ENDPOINT_URL=endpoint, AWS_REGION="us-east-1")
+        argv = ["-m", "xtok", "run", "--sealed", "--state-dir", state_dir, "--", "true"]
         res = subprocess.run(
-            [sys.executable, "-m", "xtok", "run", "--sealed", "--state-dir", state_dir, "--"]
-            + ["true"],
+            [sys.executable, *argv],
             env={**env, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
             capture_output=True,
             check=False,

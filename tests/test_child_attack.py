@@ -49,7 +49,10 @@ def as_user(home: Path) -> list[str]:
     if os.getuid() != 0:
         return [sys.executable]  # already unprivileged
     prefix = ["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups"]
-    nested = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import xtok.cli'], check=True)"
+    nested = (
+        "import subprocess, sys; "
+        "subprocess.run([sys.executable, '-c', 'import xtok.cli'], check=True)"
+    )
     for python in (sys.executable, getattr(sys, "_base_executable", ""), "/usr/bin/python3"):
         probe = subprocess.run(
             [*prefix, python, "-c", nested],

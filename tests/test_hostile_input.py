@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import DevServer, Result, aws_env, run_xtok
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -183,3 +185,30 @@ def test_oversize_secret_shows_aws_reason(xtok_server: DevServer) -> None:
     res = run_xtok(["secret", "put", "hostile/oversize"], env, stdin=b"v" * 65_537)
     assert res.code == 207, res.err
     assert "The secret value is larger than 65,536 bytes" in res.err
+
+
+def test_low_order_public_key_is_refused_before_minting() -> None:
+    code = request_code(pub=armor.b64e(b"\0" * 32).replace("-", "+").replace("_", "/") + "=")
+    res = run_xtok(["approve", code, "--yes"], aws_env("http://127.0.0.1:9"))
+    assert res.code == 201 and "request code content is malformed" in res.err, res.err
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not text", b"", b"xtok1.nonsense"])
+def test_anything_sealed_to_the_key_is_a_token_error(tmp_path: Path, content: bytes) -> None:
+    """HPKE's base mode lets anyone who has the request code seal to its key: what opens is
+    checked like any other input."""
+    from xtok.approval import seal
+    from xtok.approval.ci import RunIdentity
+    from xtok.refs import parse_ref
+
+    request, ticket = seal.new_request(
+        RunIdentity(), (parse_ref("A=a/b"),), 900, None, tmp_path / "s"
+    )
+    public = X25519PublicKey.from_public_bytes(request.public_key)
+    info = seal._INFO + request.digest()  # the construction under test, fed raw bytes
+    forged = seal.SealedToken(
+        request.id, request.digest(), seal._SUITE.encrypt(content, public, info)
+    )
+    with pytest.raises(Error) as caught:
+        seal.open_sealed(forged, ticket, tmp_path / "s")
+    assert caught.value.exit_code == 201

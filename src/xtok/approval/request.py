@@ -89,7 +89,7 @@ class RequestCode:
             raise TokenError(f"request code: {exc.message}", tip=_FORGED_TIP) from None
         except (KeyError, TypeError, ValueError, AttributeError, binascii.Error):
             raise TokenError("request code content is malformed", tip=TIP) from None
-        if len(request.public_key) != 32 or not request.secrets or not _ID.match(request.id):
+        if not request.secrets or not _ID.match(request.id) or not _usable(request.public_key):
             raise TokenError("request code content is malformed", tip=TIP)
         if not MIN_DURATION <= request.duration <= MAX_DURATION:
             raise TokenError("request code asks for a lifetime outside 15m-12h", tip=_FORGED_TIP)
@@ -107,6 +107,17 @@ class RequestCode:
 
 
 _ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _usable(public_key: bytes) -> bool:
+    """An X25519 public key that a key exchange accepts (not one of the low-order points)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+    try:
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(public_key))
+    except ValueError:
+        return False
+    return True
 
 
 def _integer(value: Any) -> int:

@@ -126,4 +126,8 @@ def open_sealed(
                 "the sealed token does not open: it was altered, or sealed for another request",
                 tip="ask the approver to approve this run's request code again",
             ) from None
-    return request, tokens.parse(plain.decode())
+    try:
+        text = plain.decode()
+    except UnicodeDecodeError:  # anyone may seal to a public key: the content is checked too
+        raise TokenError("the sealed token holds no token", tip=TIP) from None
+    return request, tokens.parse(text)
