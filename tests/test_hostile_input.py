@@ -212,3 +212,12 @@ def test_anything_sealed_to_the_key_is_a_token_error(tmp_path: Path, content: by
     with pytest.raises(Error) as caught:
         seal.open_sealed(forged, ticket, tmp_path / "s")
     assert caught.value.exit_code == 201
+
+
+def test_request_with_a_control_character_in_its_identity_is_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    env = {**aws_env("http://127.0.0.1:9"), "XTOK_STATE_DIR": str(tmp_path / "s")}
+    res = run_xtok(["request", "--secret", "A=a/b", "--job", "deploy\x1b[2K"], env)
+    assert res.code == 200 and "control or bidi character (\\x1b)" in res.err, res.err
+    assert "\x1b" not in res.both and res.out == ""

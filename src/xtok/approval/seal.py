@@ -26,7 +26,7 @@ from xtok.approval import pending
 from xtok.approval.ci import RunIdentity
 from xtok.approval.request import RequestCode
 from xtok.display import shown
-from xtok.errors import TokenError
+from xtok.errors import TokenError, UsageError
 from xtok.refs import SecretRef
 from xtok.tokens import armor
 from xtok.tokens import token as tokens
@@ -61,7 +61,10 @@ def new_request(
         role=role,
         created=int(time.time()),
     )
-    RequestCode.parse(request.encode())  # what the approver will be refused, refuse now
+    try:
+        RequestCode.parse(request.encode())  # what the approver would refuse, refuse now
+    except TokenError as exc:
+        raise UsageError(exc.message, tip="check --job, --build, --build-url, --commit") from None
     private = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
