@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-from conftest import ACCOUNT, CANARY, aws_env, run_xtok
+from conftest import ACCOUNT, CANARY, aws_env, make_peer, run_xtok
 
 from xtok.sensitive import Secret
 from xtok.tokens import token as tokens
@@ -292,3 +292,51 @@ def test_aws_message_cannot_paint_the_terminal(stand_in: AwsErrorServer) -> None
     )
     assert res.code == 207 and "slow down\\x1b[2K" in res.err
     assert "\x1b" not in res.err and "\u202e" not in res.err
+
+
+def test_aws_reasons_from_the_real_local_endpoint(
+    request: pytest.FixtureRequest, unique: str
+) -> None:
+    """The same three denials, from `xtok server` itself: a wrong MFA code, a reused one, a
+    caller the role's trust policy does not name, and a missing permission."""
+    import base64
+    import time
+
+    from xtok.aws.policy import role_trust_policy
+    from xtok.server.totp import code_at
+
+    peer = make_peer(request, "xtok-server")
+    iam = peer.client("iam")
+    keys = {}
+    for who in ("alice", "mallory"):
+        name = f"{who}-{unique}"
+        iam.create_user(UserName=name)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        keys[who] = aws_env(peer.url, key["AccessKeyId"], key["SecretAccessKey"])
+    trust = role_trust_policy([f"arn:aws:iam::{ACCOUNT}:user/alice-{unique}"], mfa_max_age=900)
+    role = iam.create_role(RoleName=f"r-{unique}", AssumeRolePolicyDocument=json.dumps(trust))
+    device = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"alice-{unique}")
+    serial = device["VirtualMFADevice"]["SerialNumber"]
+    seed = base64.b32decode(device["VirtualMFADevice"]["Base32StringSeed"])
+    now = time.time()
+    iam.enable_mfa_device(
+        UserName=f"alice-{unique}",
+        SerialNumber=serial,
+        AuthenticationCode1=code_at(seed, now - 30),
+        AuthenticationCode2=code_at(seed, now),
+    )
+    args = ["token", "--role", role["Role"]["Arn"], "--secret", "a/b", "--mfa-serial", serial]
+    wrong = "000000" if code_at(seed, time.time()) != "000000" else "111111"
+    res = run_xtok([*args, "--mfa-code", wrong], keys["alice"])
+    assert res.code == 204 and "invalid MFA one time pass code" in res.err, res.err
+    assert "tip: the MFA code was wrong or already used" in res.err
+    fresh = code_at(seed, time.time() + 30)
+    assert run_xtok([*args, "--mfa-code", fresh], keys["alice"]).code == 0
+    reused = run_xtok([*args, "--mfa-code", fresh], keys["alice"])
+    assert reused.code == 204 and "tip: the MFA code was wrong or already used" in reused.err
+    untrusted = run_xtok(args[:5], keys["mallory"])  # mallory has no MFA device
+    assert untrusted.code == 204 and "sts:AssumeRole" in untrusted.err, untrusted.err
+    assert "tip: the role's trust policy does not admit you" in untrusted.err
+    denied = run_xtok(["secret", "put", f"x-{unique}"], keys["mallory"], stdin=CANARY)
+    assert denied.code == 204 and "secretsmanager:CreateSecret" in denied.err, denied.err
+    assert "tip: your identity may not call secretsmanager:CreateSecret" in denied.err
