@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,45 +43,79 @@ def home() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class User:
+    argv: list[str]  # runs a python with xtok as the unprivileged user
+    pythonpath: str
+
+
 @pytest.fixture(scope="module")
-def as_user(home: Path) -> list[str]:
-    """The argv prefix that runs a python with xtok as the unprivileged user: an interpreter
-    that user may execute (also from within its own processes), with this venv's packages."""
+def user(home: Path) -> User:
+    """An interpreter the unprivileged user may execute (also from its own processes), with
+    this venv's packages; if it cannot read them where they are, with a copy it can read."""
     if os.getuid() != 0:
-        return [sys.executable]  # already unprivileged
+        return User([sys.executable], _venv_path())  # already unprivileged
     prefix = ["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups"]
     nested = (
         "import subprocess, sys; "
         "subprocess.run([sys.executable, '-c', 'import xtok.cli'], check=True)"
     )
-    for python in (sys.executable, getattr(sys, "_base_executable", ""), "/usr/bin/python3"):
-        probe = subprocess.run(
-            [*prefix, python, "-c", nested],
-            capture_output=True,
-            env=_unprivileged_env(),
-            check=False,
-        )
-        if python and probe.returncode == 0:
-            return [*prefix, python]
-    raise AssertionError(
-        f"uid {NOBODY} cannot run a python with xtok: make the checkout and its .venv "
-        "readable (o+rX) for the unprivileged tests"
-    )
+    for path in (_venv_path, lambda: _readable_copy(home / "lib")):
+        pythonpath = path()
+        for python in (sys.executable, getattr(sys, "_base_executable", ""), "/usr/bin/python3"):
+            probe = subprocess.run(
+                [*prefix, python, "-c", nested],
+                capture_output=True,
+                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": pythonpath},
+                check=False,
+            )
+            if python and probe.returncode == 0:
+                return User([*prefix, python], pythonpath)
+    raise AssertionError(f"uid {NOBODY} can execute no python here")
 
 
-def _unprivileged_env() -> dict[str, str]:
-    """This venv's packages and xtok's source on the path, for whichever interpreter runs."""
+def _venv_path() -> str:
     import xtok
 
     paths = [str(Path(xtok.__file__).parent.parent), *(p for p in sys.path if "site-packages" in p)]
-    return {**aws_env("http://127.0.0.1:9"), "PYTHONPATH": os.pathsep.join(paths)}
+    return os.pathsep.join(paths)
+
+
+def _readable_copy(dest: Path) -> str:
+    """xtok and the distributions it needs at run time, copied to `dest` (world-readable)."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+
+    import xtok
+
+    shutil.copytree(Path(xtok.__file__).parent, dest / "xtok", dirs_exist_ok=True)
+    todo, done = ["xtok"], set()
+    while todo:
+        dist = md.distribution(todo.pop())
+        if dist.metadata["Name"].lower() in done:
+            continue
+        done.add(dist.metadata["Name"].lower())
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if not req.marker or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+        if dist.metadata["Name"].lower() == "xtok":
+            continue
+        for file in dist.files or []:
+            source = Path(str(dist.locate_file(file)))
+            if source.is_file() and ".." not in file.parts:
+                (dest / file).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, dest / file)
+    dest.chmod(0o755)
+    return str(dest)
 
 
 @pytest.fixture(scope="module")
-def admin(xtok_server: DevServer) -> dict[str, str]:
+def admin(xtok_server: DevServer, user: User) -> dict[str, str]:
     return {
         **aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key),
-        "PYTHONPATH": _unprivileged_env()["PYTHONPATH"],
+        "PYTHONPATH": user.pythonpath,
     }
 
 
@@ -112,10 +147,10 @@ def mint(admin: dict[str, str], role: str) -> str:
 
 
 def as_nobody(
-    as_user: list[str], args: list[str], env: dict[str, str], stdin: str | None = None
+    user: User, args: list[str], env: dict[str, str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*as_user, "-m", "xtok", *args],
+        [*user.argv, "-m", "xtok", *args],
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,
@@ -132,7 +167,7 @@ def needles(**values: str | bytes) -> dict[str, str]:
 
 
 def attack(
-    as_user: list[str],
+    user: User,
     home: Path,
     env: dict[str, str],
     xtok_args: list[str],
@@ -150,12 +185,12 @@ def attack(
     for path in (child, home / "needles.json", home / "foreign"):
         path.chmod(0o644)
     res = as_nobody(
-        as_user,
+        user,
         [
             "run",
             *xtok_args,
             "--",
-            as_user[-1],
+            user.argv[-1],
             str(child),
             str(home / "needles.json"),
             str(report),
@@ -171,7 +206,7 @@ def attack(
 
 
 def test_plain_run_hides_token_and_credentials(
-    as_user: list[str], home: Path, admin: dict[str, str], role: str
+    user: User, home: Path, admin: dict[str, str], role: str
 ) -> None:
     token = mint(admin, role)
     creds = tokens.parse(token)
@@ -180,7 +215,7 @@ def test_plain_run_hides_token_and_credentials(
     if os.getuid() == 0:
         os.chown(home / "state", NOBODY, NOBODY)
     report = attack(
-        as_user,
+        user,
         home,
         env,
         ["--token-stdin", "--secret", "DB=attack/db", "--secret-file", "F=attack/db"],
@@ -200,7 +235,7 @@ def test_plain_run_hides_token_and_credentials(
 
 
 def test_sealed_run_hides_ticket_keys_and_credentials(
-    as_user: list[str], home: Path, admin: dict[str, str], role: str
+    user: User, home: Path, admin: dict[str, str], role: str
 ) -> None:
     """Two pending requests of the same user on the agent: the run's own, and another job's
     whose answer the attacker holds. Neither opens for the command."""
@@ -208,7 +243,7 @@ def test_sealed_run_hides_ticket_keys_and_credentials(
     env = {**admin, "XTOK_STATE_DIR": str(state), "HOME": str(home)}
     pending = []
     for _ in range(2):
-        res = as_nobody(as_user, ["request", "--secret", "DB=attack/db", "--role", role], env)
+        res = as_nobody(user, ["request", "--secret", "DB=attack/db", "--role", role], env)
         assert res.returncode == 0, res.stderr
         code, ticket = res.stdout.split()
         plain = mint(admin, role)  # what an approver seals: known here, to search for
@@ -220,7 +255,7 @@ def test_sealed_run_hides_ticket_keys_and_credentials(
     token_file.chmod(0o644)
     creds = tokens.parse(my_plain)
     report = attack(
-        as_user,
+        user,
         home,
         {**env, "XTOK_TICKET": mine},
         ["--sealed", "--token-file", str(token_file)],
@@ -242,7 +277,7 @@ def test_sealed_run_hides_ticket_keys_and_credentials(
     assert report["tried"][0] >= 2  # its own (used) token from the file, and the other job's
     # The other job is unharmed: its own ticket still opens its answer.
     res = as_nobody(
-        as_user,
+        user,
         ["run", "--sealed", "--", "true"],
         {**env, "XTOK_TICKET": theirs, "XTOK_TOKEN": their_sealed},
     )
