@@ -1,12 +1,15 @@
 """Sealed tokens: temporary credentials that only the requesting run can open, once.
 
-The pipeline (`xtok request`) keeps an X25519 private key in a private state directory
-(encrypted to the run's ticket: see `pending`). The
-approver (`xtok approve`) seals the plain token to the request's public key with HPKE
-(RFC 9180: DHKEM(X25519), HKDF-SHA256, ChaCha20-Poly1305, from `cryptography`), with the
-request's digest as HPKE `info`, so the ciphertext opens only for this exact request. The run
-(`xtok run --sealed`) claims its own request's key and uses it up when the token opens: a second
-attempt finds none.
+The pipeline (`xtok request`) keeps an X25519 private key in a private state directory,
+encrypted to the run's ticket (see `pending`). The approver (`xtok approve`) seals the plain
+token to the request's public key with HPKE (RFC 9180: DHKEM(X25519), HKDF-SHA256,
+ChaCha20-Poly1305, from `cryptography`), with the request's digest as HPKE `info`, so the
+ciphertext opens only for this exact request. The run (`xtok run --sealed`) claims its own
+request's key and uses it up when the token opens: a second attempt finds none.
+
+HPKE's base mode does not say who sealed: anyone holding the request code can seal something
+to it. That is why what opens is parsed like any input, and why Jenkins' input needs a
+`submitter`.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def run_cmd(
     xtok run --token-env XTOK_TOKEN --secret DB_PASS=prod/db -- ./deploy.sh
 
     \b
-    xtok run --sealed --token-file approval.txt -- ./deploy.sh
+    xtok run --sealed --token-file approval.txt -- ./deploy.sh   # ticket in $XTOK_TICKET
 
     The command gets the secrets, never the token or any AWS credential.
     Tokens are never accepted on the command line.
