@@ -270,6 +270,8 @@ def test_ticket_never_goes_to_the_approver(
     req = request(xtok, role, unique)
     both = xtok("approve", "-", "--yes", stdin=f"{req.code}\n{req.ticket}\n")
     assert both.code == 201 and "holds the run's ticket" in both.err and both.out == ""
+    shown = xtok("inspect", "-", stdin=req.ticket)
+    assert shown.code == 201 and "run's ticket" in shown.err and req.ticket not in shown.both
 
 
 def test_sealed_flags_and_inspect(xtok: Callable[..., Result], role: str, unique: str) -> None:

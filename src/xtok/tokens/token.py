@@ -187,6 +187,11 @@ def parse(text: str) -> Credentials:
 
 
 def _parse_xtok(compact: str) -> Credentials:
+    if compact.startswith("xtokt"):
+        raise TokenError(
+            "this is a run's ticket (line 2 of `xtok request`), not a token",
+            tip="keep it in the run, for `xtok run --sealed` (XTOK_TICKET); never share it",
+        )
     if compact.startswith(("xtokr", "xtoks")):
         raise TokenError(
             "this is a request code or a sealed token, not a plain token",
