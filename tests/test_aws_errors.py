@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-from conftest import ACCOUNT, CANARY, aws_env, run_xtok
+from conftest import ACCOUNT, CANARY, aws_env, make_peer, run_xtok
 
 from xtok.sensitive import Secret
 from xtok.tokens import token as tokens
@@ -33,18 +33,20 @@ class AwsErrorServer(ThreadingHTTPServer):
 
     status = 400
     code = ""
+    message = ""  # AWS's words; "stand-in CODE" when empty
     last_authorization = ""
     last_form: dict[str, list[str]] = {}  # noqa: RUF012 - replaced, never mutated
 
     def answer(self, target: str) -> tuple[bytes, str]:
         if target == "secretsmanager":
-            body = {"__type": self.code, "message": f"stand-in {self.code}"} if self.code else {}
+            text = self.message or f"stand-in {self.code}"
+            body = {"__type": self.code, "message": text} if self.code else {}
             return json.dumps(body).encode(), "application/x-amz-json-1.1"
         if not self.code:
             return b"", "text/plain"
         xml = (
             f"<ErrorResponse><Error><Type>Sender</Type><Code>{self.code}</Code>"
-            f"<Message>stand-in {self.code}</Message></Error>"
+            f"<Message>{self.message or 'stand-in ' + self.code}</Message></Error>"
             "<RequestId>1</RequestId></ErrorResponse>"
         )
         return xml.encode(), "text/xml"
@@ -82,12 +84,18 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def stand_in() -> Iterator[AwsErrorServer]:
+def server() -> Iterator[AwsErrorServer]:
     server = AwsErrorServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
+
+
+@pytest.fixture
+def stand_in(server: AwsErrorServer) -> AwsErrorServer:
+    server.message = ""
+    return server
 
 
 def fresh_token() -> str:
@@ -219,3 +227,116 @@ def test_fetch_takes_the_region_from_the_aws_config_file(tmp_path: Path) -> None
         assert "/eu-north-1/secretsmanager/aws4_request" in server.last_authorization
     finally:
         server.shutdown()
+
+
+_MFA = f"arn:aws:iam::{ACCOUNT}:mfa/alice"
+_ROLE = f"arn:aws:iam::{ACCOUNT}:role/xtok-ci"
+
+
+@pytest.mark.parametrize(
+    ("message", "tip"),
+    [
+        (
+            "MultiFactorAuthentication failed with invalid MFA one time pass code.",
+            "the MFA code was wrong or already used",
+        ),
+        (
+            "MultiFactorAuthentication failed, unable to validate MFA code. Please verify your "
+            "MFA serial number is valid and associated with this user.",
+            "check the MFA device",
+        ),
+        (
+            f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: "
+            f"sts:AssumeRole on resource: {_ROLE}",
+            "the role's trust policy does not admit you",
+        ),
+    ],
+)
+def test_approver_denials_keep_aws_reason(stand_in: AwsErrorServer, message: str, tip: str) -> None:
+    """What AWS said reaches the approver, with a tip for that case; none speaks of a token's
+    scope, since no token exists yet."""
+    stand_in.code, stand_in.status, stand_in.message = "AccessDenied", 403, message
+    env = aws_env(f"http://127.0.0.1:{stand_in.server_address[1]}")
+    args = ["token", "--role", _ROLE, "--secret", "a/b", "--mfa-serial", _MFA]
+    res = run_xtok([*args, "--mfa-code", "123456"], env)
+    assert res.code == 204, res.err
+    assert message in res.err and f"tip: {tip}" in res.err
+    assert "scope" not in res.err and len(res.err.strip().splitlines()) == 2
+
+
+def test_missing_permission_names_the_action(stand_in: AwsErrorServer) -> None:
+    message = (
+        f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: "
+        "secretsmanager:CreateSecret on resource: prod/x because no identity-based policy "
+        "allows the secretsmanager:CreateSecret action"
+    )
+    stand_in.code, stand_in.status, stand_in.message = "AccessDeniedException", 400, message
+    env = aws_env(f"http://127.0.0.1:{stand_in.server_address[1]}")
+    res = run_xtok(["secret", "put", "prod/x"], env, stdin=CANARY)
+    assert res.code == 204 and message in res.err
+    assert "tip: your identity may not call secretsmanager:CreateSecret" in res.err
+    stand_in.message = message.replace("CreateSecret", "GetSecretValue")
+    res = run_xtok(
+        ["run", "--secret", "DB=prod/db", "--", "true"], {**env, "XTOK_TOKEN": fresh_token()}
+    )
+    assert res.code == 204 and "secretsmanager:GetSecretValue on resource" in res.err
+    assert "token's scope" in res.err  # with a token, its narrow scope is the likely cause
+
+
+def test_aws_message_cannot_paint_the_terminal(stand_in: AwsErrorServer) -> None:
+    stand_in.code, stand_in.status = "ThrottlingException", 400
+    stand_in.message = "slow down\x1b[2K\rall good\u202e"
+    env = aws_env(f"http://127.0.0.1:{stand_in.server_address[1]}")
+    res = run_xtok(
+        ["run", "--secret", "DB=prod/db", "--", "true"], {**env, "XTOK_TOKEN": fresh_token()}
+    )
+    assert res.code == 207 and "slow down\\x1b[2K" in res.err
+    assert "\x1b" not in res.err and "\u202e" not in res.err
+
+
+def test_aws_reasons_from_the_real_local_endpoint(
+    request: pytest.FixtureRequest, unique: str
+) -> None:
+    """The same three denials, from `xtok server` itself: a wrong MFA code, a reused one, a
+    caller the role's trust policy does not name, and a missing permission."""
+    import base64
+    import time
+
+    from xtok.aws.policy import role_trust_policy
+    from xtok.server.totp import code_at
+
+    peer = make_peer(request, "xtok-server")
+    iam = peer.client("iam")
+    keys = {}
+    for who in ("alice", "mallory"):
+        name = f"{who}-{unique}"
+        iam.create_user(UserName=name)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        keys[who] = aws_env(peer.url, key["AccessKeyId"], key["SecretAccessKey"])
+    trust = role_trust_policy([f"arn:aws:iam::{ACCOUNT}:user/alice-{unique}"], mfa_max_age=900)
+    role = iam.create_role(RoleName=f"r-{unique}", AssumeRolePolicyDocument=json.dumps(trust))
+    device = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"alice-{unique}")
+    serial = device["VirtualMFADevice"]["SerialNumber"]
+    seed = base64.b32decode(device["VirtualMFADevice"]["Base32StringSeed"])
+    now = time.time()
+    iam.enable_mfa_device(
+        UserName=f"alice-{unique}",
+        SerialNumber=serial,
+        AuthenticationCode1=code_at(seed, now - 30),
+        AuthenticationCode2=code_at(seed, now),
+    )
+    args = ["token", "--role", role["Role"]["Arn"], "--secret", "a/b", "--mfa-serial", serial]
+    wrong = "000000" if code_at(seed, time.time()) != "000000" else "111111"
+    res = run_xtok([*args, "--mfa-code", wrong], keys["alice"])
+    assert res.code == 204 and "invalid MFA one time pass code" in res.err, res.err
+    assert "tip: the MFA code was wrong or already used" in res.err
+    fresh = code_at(seed, time.time() + 30)
+    assert run_xtok([*args, "--mfa-code", fresh], keys["alice"]).code == 0
+    reused = run_xtok([*args, "--mfa-code", fresh], keys["alice"])
+    assert reused.code == 204 and "tip: the MFA code was wrong or already used" in reused.err
+    untrusted = run_xtok(args[:5], keys["mallory"])  # mallory has no MFA device
+    assert untrusted.code == 204 and "sts:AssumeRole" in untrusted.err, untrusted.err
+    assert "tip: the role's trust policy does not admit you" in untrusted.err
+    denied = run_xtok(["secret", "put", f"x-{unique}"], keys["mallory"], stdin=CANARY)
+    assert denied.code == 204 and "secretsmanager:CreateSecret" in denied.err, denied.err
+    assert "tip: your identity may not call secretsmanager:CreateSecret" in denied.err

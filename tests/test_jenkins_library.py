@@ -46,7 +46,7 @@ def steps(record: dict[str, Any], name: str) -> list[dict[str, Any]]:
 
 def test_approval_flow_never_puts_the_token_in_a_script() -> None:
     record = run("withExplodingToken", "approve")
-    token, request = record["sealed"], record["request"]
+    token, request, ticket = record["sealed"], record["request"], record["ticket"]
     request_sh, run_sh = steps(record, "sh")
     assert request_sh["script"] == (
         "'xtok' 'request' '--secret' 'DB_PASS=prod/db' '--secret' 'API=prod/api#token' "
@@ -54,15 +54,21 @@ def test_approval_flow_never_puts_the_token_in_a_script() -> None:
     )
     (asked,) = steps(record, "input")
     assert asked["id"] == "XtokToken" and asked["submitter"] == "ops"
-    assert request in asked["message"]
-    assert f"xtok approve {request} --jenkins https://ci.example/job/deploy/42/" in asked["message"]
+    assert request in asked["message"] and ticket not in asked["message"]
+    assert (
+        f"'xtok' 'approve' '{request}' '--jenkins' 'https://ci.example/job/deploy/42/'"
+        in asked["message"]
+    )
     assert asked["parameters"][0]["kind"] == "password"
     assert run_sh["script"] == (
         "'xtok' 'run' '--sealed' '--token-env' 'XTOK_TOKEN' '--' ./deploy.sh --env prod"
     )
-    assert run_sh["env"] == {"XTOK_TOKEN": token}
+    assert run_sh["env"] == {"XTOK_TOKEN": token, "XTOK_TICKET": ticket}
+    # The input's value (a hudson.util.Secret) was read with getPlainText(), not toString().
+    assert not steps(record, "Secret.toString")
     for call in steps(record, "sh") + steps(record, "echo"):
-        assert token not in json.dumps(call.get("script") or call.get("text"))
+        shown = json.dumps(call.get("script") or call.get("text"))
+        assert token not in shown and ticket not in shown
 
 
 def test_aborted_input_runs_nothing() -> None:
@@ -80,6 +86,7 @@ def test_aborted_input_runs_nothing() -> None:
     [
         ("bad-secret", "invalid secret entry DB PASS"),
         ("no-command", "give the command to run"),
+        ("no-submitter", "submitter: 'user-or-group' is required"),
     ],
 )
 def test_bad_arguments_fail_before_any_step(scenario: str, message: str) -> None:
@@ -94,5 +101,6 @@ def test_get_temp_creds_keeps_the_write_up_behaviour() -> None:
     assert shown["script"].startswith("echo 'aws sts get-session-token --duration-seconds 900")
     (asked,) = steps(record, "input")
     assert asked["parameters"] == [{"kind": "password", "name": "tempCred"}]
-    assert record["result"] == record["sealed"]  # whatever was entered is returned
+    assert record["result"] == record["sealed"]  # whatever was entered is returned, as text
+    assert not steps(record, "Secret.toString")
     assert "prefer withExplodingToken" in steps(record, "echo")[0]["text"]

@@ -25,11 +25,14 @@ USER, API_TOKEN = "ops", "11aa22bb33cc44dd55ee66ff77889900aa"
 class FakeJenkins(ThreadingHTTPServer):
     require_crumb = False
     pending = True
+    redirect_to = ""  # when set, every request is redirected there (a hostile proxy's move)
     submitted: list[dict[str, object]]
+    seen_auth: list[str]
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.submitted = []
+        self.seen_auth = []
 
     @property
     def build_url(self) -> str:
@@ -52,6 +55,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
+        self.server.seen_auth.append(self.headers.get("Authorization") or "")
+        if self.server.redirect_to:
+            return self._reply(302, headers={"Location": self.server.redirect_to + self.path})
         if not self._authorized():
             return self._reply(401)
         if self.path == "/job/deploy/42/wfapi/pendingInputActions":
@@ -82,7 +88,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self._reply(404)
 
     def do_POST(self) -> None:
+        self.server.seen_auth.append(self.headers.get("Authorization") or "")
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        if self.server.redirect_to:
+            return self._reply(307, headers={"Location": self.server.redirect_to + self.path})
         if not self._authorized():
             return self._reply(401)
         if self.server.require_crumb and not (
@@ -101,13 +110,16 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def jenkins() -> Iterator[FakeJenkins]:
+def _serve() -> Iterator[FakeJenkins]:
     server = FakeJenkins()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
+
+
+jenkins = pytest.fixture(_serve)
+elsewhere = pytest.fixture(_serve)  # another origin: same loopback address, another port
 
 
 @pytest.fixture
@@ -141,7 +153,8 @@ def xtok(xtok_server: DevServer, tmp_path: Path, unique: str) -> Callable[..., R
     return call
 
 
-def pending_request(xtok: Callable[..., Result], unique: str) -> str:
+def pending_request(xtok: Callable[..., Result], unique: str) -> tuple[str, str]:
+    """The request code and the run's ticket."""
     res = xtok(
         "request",
         "--secret",
@@ -150,7 +163,8 @@ def pending_request(xtok: Callable[..., Result], unique: str) -> str:
         f"arn:aws:iam::{ACCOUNT}:role/jk-{unique}",
     )
     assert res.code == 0, res.err
-    return res.out.strip()
+    code, ticket = res.out.split()
+    return code, ticket
 
 
 @pytest.mark.parametrize("crumb", [False, True], ids=["api-token", "with-crumb"])
@@ -158,7 +172,7 @@ def test_approve_submits_to_the_pending_input(
     xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, crumb: bool
 ) -> None:
     jenkins.require_crumb = crumb
-    code = pending_request(xtok, unique)
+    code, ticket = pending_request(xtok, unique)
     res = xtok("approve", code, "--yes", "--jenkins", jenkins.build_url)
     assert res.code == 0, res.err
     assert "submitted to" in res.err and "input XtokToken" in res.err
@@ -168,12 +182,21 @@ def test_approve_submits_to_the_pending_input(
     assert parameter["name"] == "XTOK_TOKEN"
     assert parameter["value"] not in res.err
     # What Jenkins received is what the waiting run opens.
-    run = xtok("run", "--sealed", "--", "sh", "-c", 'echo "db=$DB"', XTOK_TOKEN=parameter["value"])
+    run = xtok(
+        "run",
+        "--sealed",
+        "--",
+        "sh",
+        "-c",
+        'echo "db=$DB"',
+        XTOK_TOKEN=parameter["value"],
+        XTOK_TICKET=ticket,
+    )
     assert run.code == 0 and "db=***" in run.out
 
 
 def test_refusals_are_clear(xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins) -> None:
-    code = pending_request(xtok, unique)
+    code, _ = pending_request(xtok, unique)
     bad_auth = xtok(
         "approve", code, "--yes", "--jenkins", jenkins.build_url, JENKINS_API_TOKEN="wrong"
     )
@@ -202,7 +225,7 @@ def test_credentials_from_netrc(
     netrc = tmp_path / ".netrc"  # HOME is tmp_path in these tests
     netrc.write_text(f"machine 127.0.0.1 login {USER} password {API_TOKEN}\n")
     netrc.chmod(0o600)
-    code = pending_request(xtok, unique)
+    code, _ = pending_request(xtok, unique)
     res = xtok(
         "approve",
         code,
@@ -214,3 +237,27 @@ def test_credentials_from_netrc(
     )
     assert res.code == 0, res.err
     assert len(jenkins.submitted) == 1
+
+
+def test_api_token_never_follows_a_redirect_to_another_origin(
+    xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, elsewhere: FakeJenkins
+) -> None:
+    code, _ = pending_request(xtok, unique)
+    jenkins.redirect_to = f"http://127.0.0.1:{elsewhere.server_address[1]}"
+    res = xtok("approve", code, "--yes", "--jenkins", jenkins.build_url)
+    assert res.code == 204 and "redirected to http://127.0.0.1:" in res.err, res.err
+    assert "not sent the credentials there" in res.err
+    assert elsewhere.seen_auth == []  # nothing at all reached the other origin
+    assert not jenkins.submitted
+
+
+@pytest.mark.parametrize(
+    "url", ["http://jenkins.example/job/deploy/42/", "http://10.0.0.7:8080/job/deploy/42/"]
+)
+def test_plain_http_is_refused_before_anything_is_minted(
+    xtok: Callable[..., Result], unique: str, url: str
+) -> None:
+    code, _ = pending_request(xtok, unique)
+    res = xtok("approve", code, "--yes", "--jenkins", url)
+    assert res.code == 200 and "plain http:// would send your API token" in res.err
+    assert "--insecure-http" in res.err and res.out == ""  # no sealed token was minted

@@ -56,7 +56,18 @@ def wait_for(path: Path) -> str:
     raise AssertionError(f"{path} never appeared")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize(
+    "sig",
+    [
+        signal.SIGTERM,
+        signal.SIGINT,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGALRM,
+    ],
+)
 def test_signal_to_xtok_is_forwarded_and_files_removed(
     env: dict[str, str], tmp_path: Path, sig: signal.Signals
 ) -> None:
@@ -78,20 +89,50 @@ def test_signal_to_xtok_is_forwarded_and_files_removed(
     assert not secret_file.exists() and not secret_file.parent.exists()
 
 
+def command_child(xtok: int) -> int:
+    """The command xtok started (not its janitor, which runs in a session of its own)."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(xtok)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    (child,) = (int(c) for c in children if os.getsid(int(c)) == os.getsid(xtok))
+    return child
+
+
 def test_files_removed_when_the_child_is_killed(env: dict[str, str], tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     script = f"import os, time; open({str(ready)!r}, 'w').write(os.environ['F']); time.sleep(60)"
     proc = start(env, script)
     secret_file = Path(wait_for(ready))
-    child = int(
-        subprocess.run(
-            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=True
-        ).stdout.split()[0]
-    )
-    os.kill(child, signal.SIGKILL)
+    os.kill(command_child(proc.pid), signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGKILL
     assert not secret_file.exists()
+
+
+def test_sigkill_to_xtok_kills_the_child_and_leaves_no_file(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    ready = tmp_path / "ready"
+    script = f"import os, time; open({str(ready)!r}, 'w').write(os.environ['F']); time.sleep(60)"
+    proc = start(env, script)
+    secret_file = Path(wait_for(ready))
+    child = command_child(proc.pid)
+    proc.kill()
+    proc.communicate(timeout=30)
+    for _ in range(600):  # the child and the file go asynchronously: wait, bounded
+        gone = not Path(f"/proc/{child}").exists() or _is_zombie(child)
+        if gone and not secret_file.parent.exists():
+            break
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists() or _is_zombie(child), "the child outlived xtok"
+    assert not secret_file.exists() and not secret_file.parent.exists()
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def test_no_secret_in_any_command_line(env: dict[str, str], tmp_path: Path) -> None:
@@ -99,13 +140,7 @@ def test_no_secret_in_any_command_line(env: dict[str, str], tmp_path: Path) -> N
     script = f"import time; open({str(ready)!r}, 'w').write('x'); time.sleep(60)"
     proc = start(env, script)
     wait_for(ready)
-    pids = [proc.pid] + [
-        int(p)
-        for p in subprocess.run(
-            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=True
-        ).stdout.split()
-    ]
-    for pid in pids:
+    for pid in (proc.pid, command_child(proc.pid)):
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         assert CANARY.encode() not in cmdline

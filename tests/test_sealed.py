@@ -3,15 +3,20 @@ way a sealed token must be refused before the command runs."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from conftest import ACCOUNT, CANARY, DevServer, Result, aws_env, run_xtok
 
-from xtok.approval import seal
+from xtok.approval import pending, seal
 from xtok.approval.ci import RunIdentity, detect
 from xtok.errors import ConfigError, TokenError
 from xtok.refs import parse_ref
@@ -65,12 +70,17 @@ def role(xtok: Callable[..., Result], unique: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:role/sealed-{unique}"
 
 
-def request(xtok: Callable[..., Result], role: str, unique: str, **extra: str) -> str:
+class Request(NamedTuple):
+    code: str  # for the approver
+    ticket: str  # for this run only
+
+
+def request(xtok: Callable[..., Result], role: str, unique: str, **extra: str) -> Request:
     res = xtok("request", "--secret", f"DB=sealed-{unique}/db", "--role", role, **extra)
     assert res.code == 0, res.err
-    (code,) = res.out.split()
-    assert code.startswith("xtokr1.")
-    return code
+    code, ticket = res.out.split()
+    assert code.startswith("xtokr1.") and ticket.startswith("xtokt1.")
+    return Request(code, ticket)
 
 
 def approve(xtok: Callable[..., Result], code: str) -> str:
@@ -81,45 +91,68 @@ def approve(xtok: Callable[..., Result], code: str) -> str:
     return sealed
 
 
+def run_sealed(xtok: Callable[..., Result], sealed: str, ticket: str | None, *cmd: str) -> Result:
+    tickets = {} if ticket is None else {"XTOK_TICKET": ticket}
+    return xtok("run", "--sealed", "--", *(cmd or ("echo", "ran")), XTOK_TOKEN=sealed, **tickets)
+
+
 def test_request_approve_run_once(
     xtok: Callable[..., Result], role: str, unique: str, tmp_path: Path
 ) -> None:
-    code = request(xtok, role, unique)
-    sealed = approve(xtok, code)
+    req = request(xtok, role, unique)
+    sealed = approve(xtok, req.code)
     marker = tmp_path / "ran"
-    cmd = ["--", "sh", "-c", f'echo "db=$DB"; touch {marker}; exit 7']
-    first = xtok("run", "--sealed", *cmd, XTOK_TOKEN=sealed)
+    cmd = ["sh", "-c", f'echo "db=$DB"; touch {marker}; exit 7']
+    first = run_sealed(xtok, sealed, req.ticket, *cmd)
     assert first.code == 7 and "db=***" in first.out, first.err
     marker.unlink()
-    again = xtok("run", "--sealed", *cmd, XTOK_TOKEN=sealed)
-    assert again.code == 201 and "already used" in again.err
+    again = run_sealed(xtok, sealed, req.ticket, *cmd)
+    assert again.code == 201 and "already answered and used" in again.err
     assert not marker.exists()
 
 
-def test_token_for_another_request_is_refused(
-    xtok: Callable[..., Result], role: str, unique: str, tmp_path: Path
+def test_token_for_another_request_is_refused_and_burns_nothing(
+    xtok: Callable[..., Result], role: str, unique: str
 ) -> None:
-    mine = request(xtok, role, unique)
-    theirs_state = str(tmp_path / "their-state")
-    theirs = request(xtok, role, unique, XTOK_STATE_DIR=theirs_state)
-    sealed_for_them = approve(xtok, theirs)
-    res = xtok("run", "--sealed", "--", "echo", "ran", XTOK_TOKEN=sealed_for_them)
+    mine, theirs = request(xtok, role, unique), request(xtok, role, unique)
+    sealed_for_them = approve(xtok, theirs.code)
+    res = run_sealed(xtok, sealed_for_them, mine.ticket)
     assert res.code == 201 and "sealed for another run" in res.err and "ran" not in res.out
-    # and the intended run still works with its own approval
-    assert xtok("run", "--sealed", "--", "true", XTOK_TOKEN=approve(xtok, mine)).code == 0
+    # Neither key was used up: both runs still open their own answers.
+    assert run_sealed(xtok, sealed_for_them, theirs.ticket).out == "ran\n"
+    assert run_sealed(xtok, approve(xtok, mine.code), mine.ticket).out == "ran\n"
+
+
+def test_another_job_without_the_ticket_cannot_open_the_request(
+    xtok: Callable[..., Result], role: str, unique: str
+) -> None:
+    """Another job of the same user on the agent: same state directory, and it holds the sealed
+    token (it travels through Jenkins' records). Without this run's ticket it opens nothing."""
+    victim = request(xtok, role, unique)
+    sealed = approve(xtok, victim.code)
+    no_ticket = run_sealed(xtok, sealed, None)
+    assert no_ticket.code == 200 and "no request ticket in XTOK_TICKET" in no_ticket.err
+    forged = pending.Ticket(seal.SealedToken.parse(sealed).request_id, b"\0" * 32).encode()
+    guessed = run_sealed(xtok, sealed, forged)
+    assert guessed.code == 201 and "not this run's ticket" in guessed.err
+    assert "ran" not in guessed.out + no_ticket.out
+    assert run_sealed(xtok, sealed, victim.ticket).out == "ran\n"  # the victim is unharmed
 
 
 def test_tampered_token_and_request_are_refused(
     xtok: Callable[..., Result], role: str, unique: str
 ) -> None:
-    code = request(xtok, role, unique)
-    sealed = seal.SealedToken.parse(approve(xtok, code))
+    req = request(xtok, role, unique)
+    genuine = approve(xtok, req.code)
+    sealed = seal.SealedToken.parse(genuine)
     flipped = bytes([sealed.ciphertext[-1] ^ 1])
     forged = seal.SealedToken(
         sealed.request_id, sealed.digest, sealed.ciphertext[:-1] + flipped
     ).encode()
-    res = xtok("run", "--sealed", "--", "echo", "ran", XTOK_TOKEN=forged)
+    res = run_sealed(xtok, forged, req.ticket)
     assert res.code == 201 and "does not open" in res.err and "ran" not in res.out
+    assert run_sealed(xtok, genuine, req.ticket).out == "ran\n"  # the key survived the forgery
+    code = req.code
     typo = code[:40] + ("A" if code[40] != "A" else "B") + code[41:]
     assert xtok("approve", typo, "--yes").code == 201
 
@@ -131,7 +164,7 @@ def test_request_with_altered_secrets_is_not_answered(
     cannot make the run accept the answer: it does not match the stored request."""
     state = tmp_path / "s"
     ref = parse_ref(f"DB=sealed-{unique}/db")
-    original = seal.new_request(RunIdentity(), (ref,), 900, role, state)
+    original, ticket = seal.new_request(RunIdentity(), (ref,), 900, role, state)
     wider = seal.RequestCode(
         original.id,
         original.identity,
@@ -141,15 +174,18 @@ def test_request_with_altered_secrets_is_not_answered(
         original.role,
         original.created,
     )
-    creds = tokens.Credentials(
+    answer = seal.seal(wider, _creds(timedelta(minutes=15)))
+    with pytest.raises(TokenError, match="does not answer this run's request"):
+        seal.open_sealed(answer, ticket, state)
+
+
+def _creds(life: timedelta) -> tokens.Credentials:
+    return tokens.Credentials(
         "ASIAIOSFODNN7EXAMPLE",
         Secret("k" * 40),
         Secret("t" * 40),
-        expiration=datetime.now(UTC) + timedelta(minutes=15),
+        expiration=datetime.now(UTC) + life,
     )
-    answer = seal.seal(wider, creds)
-    with pytest.raises(TokenError, match="does not answer this run's request"):
-        seal.open_sealed(answer, state)
 
 
 def test_expired_sealed_token_is_refused(
@@ -157,13 +193,7 @@ def test_expired_sealed_token_is_refused(
 ) -> None:
     state = tmp_path / "s"
     ref = parse_ref(f"DB=sealed-{unique}/db")
-    req = seal.new_request(RunIdentity(), (ref,), 900, None, state)
-    creds = tokens.Credentials(
-        "ASIAIOSFODNN7EXAMPLE",
-        Secret("k" * 40),
-        Secret("t" * 40),
-        expiration=datetime.now(UTC) - timedelta(seconds=5),
-    )
+    req, ticket = seal.new_request(RunIdentity(), (ref,), 900, None, state)
     res = xtok(
         "run",
         "--sealed",
@@ -172,7 +202,8 @@ def test_expired_sealed_token_is_refused(
         "--",
         "echo",
         "ran",
-        XTOK_TOKEN=seal.seal(req, creds).encode(),
+        XTOK_TOKEN=seal.seal(req, _creds(timedelta(seconds=-5))).encode(),
+        XTOK_TICKET=ticket.encode(),
     )
     assert res.code == 202 and "token expired" in res.err and "ran" not in res.out
     assert not list(state.iterdir())  # the key is gone all the same
@@ -181,34 +212,70 @@ def test_expired_sealed_token_is_refused(
 def test_missing_or_unsafe_state_directory(
     xtok: Callable[..., Result], role: str, unique: str, tmp_path: Path
 ) -> None:
-    sealed = approve(xtok, request(xtok, role, unique))
+    req = request(xtok, role, unique)
+    sealed = approve(xtok, req.code)
+    args = ("run", "--sealed", "--state-dir")
     missing = xtok(
-        "run", "--sealed", "--state-dir", str(tmp_path / "nope"), "--", "true", XTOK_TOKEN=sealed
+        *args, str(tmp_path / "nope"), "--", "true", XTOK_TOKEN=sealed, XTOK_TICKET=req.ticket
     )
     assert missing.code == 208 and "no request state directory" in missing.err
     loose = tmp_path / "loose"
     loose.mkdir(mode=0o755)
     loose.chmod(0o755)
-    res = xtok("run", "--sealed", "--state-dir", str(loose), "--", "true", XTOK_TOKEN=sealed)
+    res = xtok(*args, str(loose), "--", "true", XTOK_TOKEN=sealed, XTOK_TICKET=req.ticket)
     assert res.code == 208 and "not a private (0700) directory" in res.err
     with pytest.raises(ConfigError):
-        seal.open_sealed(seal.SealedToken.parse(sealed), loose)
+        seal.open_sealed(seal.SealedToken.parse(sealed), pending.Ticket.parse(req.ticket), loose)
 
 
-def test_state_is_private_and_holds_no_credentials(
+def test_state_is_private_and_holds_no_usable_key(
     xtok: Callable[..., Result], role: str, unique: str, env: dict[str, str]
 ) -> None:
-    code = request(xtok, role, unique)
+    req = request(xtok, role, unique)
     state = Path(env["XTOK_STATE_DIR"])
     assert oct(state.stat().st_mode & 0o777) == "0o700"
     (record,) = state.iterdir()
     assert oct(record.stat().st_mode & 0o777) == "0o600"
-    assert set(json.loads(record.read_text())) == {"request", "key"}
-    assert json.loads(record.read_text())["request"] == code
+    data = json.loads(record.read_text())
+    assert set(data) == {"request", "expires", "nonce", "key"} and data["request"] == req.code
+    ticket = pending.Ticket.parse(req.ticket)
+    with contextlib.suppress(RuntimeError), pending.claim(ticket, state) as (_, private):
+        raw = record.with_name(f"{record.stem}.{os.getpid()}.claimed").read_bytes()
+        for form in (private, base64.b64encode(private), armor.b64e(private).encode()):
+            assert form not in raw  # at rest the key is encrypted to the ticket
+        raise RuntimeError("a failure inside the claim puts the record back")
+    assert record.exists()
+
+
+def test_expired_requests_and_leftovers_are_purged(
+    xtok: Callable[..., Result], role: str, unique: str, env: dict[str, str]
+) -> None:
+    state = Path(env["XTOK_STATE_DIR"])
+    old = request(xtok, role, unique)
+    (record,) = state.iterdir()
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({**data, "expires": int(time.time()) - 1}))
+    crashed = state / "0123456789abcdef.999.claimed"  # a run that died after claiming
+    crashed.write_text(json.dumps({**data, "expires": int(time.time()) - 1}))
+    assert xtok("request", "--wait", "1m", "--secret", "A=a/b").code == 0
+    assert not record.exists() and not crashed.exists() and len(list(state.iterdir())) == 1
+    res = run_sealed(xtok, approve(xtok, old.code), old.ticket)
+    assert res.code == 201 and "waited too long" in res.err
+    assert xtok("request", "--wait", "10s", "--secret", "A=a/b").code == 200
+
+
+def test_ticket_never_goes_to_the_approver(
+    xtok: Callable[..., Result], role: str, unique: str
+) -> None:
+    req = request(xtok, role, unique)
+    both = xtok("approve", "-", "--yes", stdin=f"{req.code}\n{req.ticket}\n")
+    assert both.code == 201 and "holds the run's ticket" in both.err and both.out == ""
+    shown = xtok("inspect", "-", stdin=req.ticket)
+    assert shown.code == 201 and "run's ticket" in shown.err and req.ticket not in shown.both
 
 
 def test_sealed_flags_and_inspect(xtok: Callable[..., Result], role: str, unique: str) -> None:
-    code = request(xtok, role, unique)
+    code = request(xtok, role, unique).code
     both = xtok("run", "--sealed", "--secret", "A=b/c", "--", "true", XTOK_TOKEN="x")
     assert both.code == 200 and "takes its secrets from the request" in both.err
     shown = json.loads(xtok("inspect", "--json", stdin=code).out)

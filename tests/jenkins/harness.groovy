@@ -7,17 +7,27 @@ class StepFailed extends RuntimeException {
     StepFailed(String message) { super(message) }
 }
 
+// What a password input returns on current Jenkins (hudson.util.Secret): toString() is
+// deprecated there, so the stub records every call of it.
+class FakeSecret {
+    String plain
+    List calls
+    String getPlainText() { plain }
+    String toString() { calls << [step: 'Secret.toString']; plain }
+}
+
 def (String varsFile, String scenario) = args
 List calls = []
 Map currentEnv = [:]
 String sealed = 'xtoks1.SEALED-TOKEN-VALUE.chk'
 String request = 'xtokr1.REQUEST-CODE.chk'
+String ticket = 'xtokt1.RUN-TICKET.chk'
 
 Binding binding = new Binding()
 binding.setVariable('env', [BUILD_URL: 'https://ci.example/job/deploy/42/'])
 binding.setVariable('sh', { Map m ->
     calls << [step: 'sh', script: m.script, label: m.label, env: new LinkedHashMap(currentEnv)]
-    return m.returnStdout ? request + '\n' : 0
+    return m.returnStdout ? request + '\n' + ticket + '\n' : 0
 })
 binding.setVariable('echo', { String text -> calls << [step: 'echo', text: text] })
 binding.setVariable('error', { String message ->
@@ -31,7 +41,7 @@ binding.setVariable('input', { Map m ->
     if (scenario == 'abort') {
         throw new InterruptedException('aborted by user')  // what an aborted input raises
     }
-    return sealed
+    return new FakeSecret(plain: sealed, calls: calls)
 })
 binding.setVariable('withEnv', { List vars, Closure body ->
     calls << [step: 'withEnv', vars: vars.collect { it.toString() }]
@@ -58,6 +68,9 @@ try {
         case 'no-command':
             result = step.call(secrets: [DB: 'prod/db'])
             break
+        case 'no-submitter':
+            result = step.call(secrets: [DB: 'prod/db']) { 'true' }
+            break
         case 'legacy':
             result = step.call()
             break
@@ -68,4 +81,4 @@ try {
     calls << [step: 'failed', message: failed.message]
 }
 println JsonOutput.toJson([calls: calls, result: result?.toString(), sealed: sealed,
-                           request: request])
+                           request: request, ticket: ticket])

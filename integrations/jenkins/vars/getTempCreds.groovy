@@ -10,5 +10,6 @@ def call(Map args = [:]) {
     def message = 'Please enter temporary AWS session token.\n' +
         'To retrieve this key, issue STS command above from CLI (requires jq command-line JSON processor)\n'
     def temp_creds = input(message: message, ok: 'Submit', parameters: [password(name: 'tempCred')])
-    return temp_creds
+    // A hudson.util.Secret on current Jenkins: its plain text, not the deprecated toString().
+    return temp_creds instanceof String ? temp_creds : temp_creds.getPlainText()
 }

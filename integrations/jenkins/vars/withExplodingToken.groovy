@@ -3,11 +3,13 @@
 //   withExplodingToken(secrets: [DB_PASS: 'prod/db'], duration: '15m', submitter: 'ops',
 //                      role: 'arn:aws:iam::123456789012:role/xtok-ci') { './deploy.sh' }
 //
-// 1. `xtok request` keeps a one-time key on this agent and prints a request code.
+// 1. `xtok request` keeps a one-time key on this agent and prints a request code and this
+//    run's ticket (kept in this step's memory, never shown).
 // 2. The build waits at an `input` step that shows the code and the `xtok approve` line.
-// 3. The approver's sealed token opens only here, once: `xtok run --sealed` fetches the
-//    secrets and runs the command with them, its output masked.
-// The token reaches xtok through the environment; it is never part of a `sh` script text.
+//    `submitter` is required: whoever answers chooses the credentials the command runs with.
+// 3. The approver's sealed token opens only here, once, with the ticket: `xtok run --sealed`
+//    fetches the secrets and runs the command with them, its output masked.
+// Token and ticket reach xtok through the environment; never through a `sh` script text.
 
 def call(Map args = [:], Closure body = null) {
     Map secrets = args.secrets ?: [:]
@@ -25,14 +27,26 @@ def call(Map args = [:], Closure body = null) {
         }
         words += ['--secret', "${name}=${secret}".toString()]
     }
+    if (!args.submitter) {
+        error('withExplodingToken: submitter: \'user-or-group\' is required (who may approve)')
+    }
     words += ['--duration', (args.duration ?: '15m').toString()]
     if (args.role) {
         words += ['--role', args.role.toString()]
     }
-    String request = sh(script: shellWords(words), returnStdout: true, label: 'xtok request').trim()
+    List<String> lines = sh(script: shellWords(words), returnStdout: true,
+                            label: 'xtok request').trim().readLines()
+    if (lines.size() != 2 || !lines[0].startsWith('xtokr') || !lines[1].startsWith('xtokt')) {
+        error('withExplodingToken: `xtok request` did not print a request code and a ticket')
+    }
+    String request = lines[0].trim()
+    String ticket = lines[1].trim()
     // Without a Jenkins URL configured there is no BUILD_URL: then the approver pastes the token.
-    String approveLine = env.BUILD_URL ? "xtok approve ${request} --jenkins ${env.BUILD_URL}"
-                                       : "xtok approve ${request}"
+    List<String> approve = ['xtok', 'approve', request]
+    if (env.BUILD_URL) {
+        approve += ['--jenkins', env.BUILD_URL.toString()]
+    }
+    String approveLine = shellWords(approve)
     def token
     try {
         token = input(
@@ -47,7 +61,10 @@ def call(Map args = [:], Closure body = null) {
     } catch (err) {
         error('withExplodingToken: approval aborted or timed out; the command was not run')
     }
-    withEnv(["XTOK_TOKEN=${token}"]) {
+    // On current Jenkins a password parameter is a hudson.util.Secret: read it explicitly
+    // (interpolation calls its deprecated toString()).
+    String sealed = token instanceof String ? token : token.getPlainText()
+    withEnv(["XTOK_TOKEN=${sealed}", "XTOK_TICKET=${ticket}"]) {
         sh(script: shellWords(['xtok', 'run', '--sealed', '--token-env', 'XTOK_TOKEN', '--']) +
                ' ' + command,
            label: 'xtok run --sealed')

@@ -4,12 +4,17 @@ Finds the step at `BUILD_URL/wfapi/pendingInputActions`, then POSTs the sealed t
 `BUILD_URL/input/ID/proceed` as the `json` form field. Authenticates with a user and API token
 (JENKINS_USER_ID / JENKINS_API_TOKEN, or ~/.netrc); fetches a CSRF crumb only when Jenkins asks
 for one. The token never appears in a message.
+
+The API token goes only to the build's own origin (scheme, host, port): a redirect elsewhere is
+refused, not followed with the credentials, and plain http:// is refused unless the host is
+loopback or the approver says `--insecure-http`.
 """
 
 from __future__ import annotations
 
 import base64
 import http.cookiejar
+import ipaddress
 import json
 import netrc
 import os
@@ -18,6 +23,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from xtok.display import shown
 from xtok.errors import AccessDenied, ConfigError, NetworkError, NotFound, UsageError
 
 INPUT_ID = "XtokToken"
@@ -43,19 +49,79 @@ def _auth_header(url: str) -> dict[str, str]:
     return {"Authorization": f"Basic {pair}"}
 
 
-class _Client:
-    def __init__(self, build_url: str) -> None:
-        parts = urllib.parse.urlsplit(build_url)
-        if parts.scheme not in ("http", "https") or "/job/" not in parts.path:
-            raise UsageError(
-                f"--jenkins {build_url!r} is not a Jenkins build URL",
-                tip="e.g. https://jenkins.example/job/deploy/42/",
+class _SameOrigin(urllib.request.HTTPRedirectHandler):
+    """Follows redirects within the build's origin only: urllib would carry the Authorization
+    header to any host a redirect names."""
+
+    def __init__(self, origin: tuple[str, str, int | None]) -> None:
+        self.origin = origin
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if _origin(newurl) != self.origin:
+            raise AccessDenied(
+                f"Jenkins redirected to {shown(_origin_text(newurl))}, another origin than the "
+                "build's: not sent the credentials there",
+                tip="use the build URL Jenkins itself shows (its configured root URL)",
             )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    try:
+        port = parts.port or default
+    except ValueError:
+        port = -1
+    return parts.scheme, (parts.hostname or ""), port
+
+
+def _origin_text(url: str) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_build_url(build_url: str, *, insecure_http: bool = False) -> None:
+    """Refuse what is not a build URL, and plain http:// to a host that is not loopback."""
+    parts = urllib.parse.urlsplit(build_url)
+    if parts.scheme not in ("http", "https") or "/job/" not in parts.path or not parts.hostname:
+        raise UsageError(
+            f"--jenkins {shown(build_url)!r} is not a Jenkins build URL",
+            tip="e.g. https://jenkins.example/job/deploy/42/",
+        )
+    if parts.scheme == "http" and not (insecure_http or _is_loopback(parts.hostname)):
+        raise UsageError(
+            "--jenkins over plain http:// would send your API token unencrypted",
+            tip="use the https:// URL, or pass --insecure-http if you must",
+        )
+
+
+class _Client:
+    def __init__(self, build_url: str, *, insecure_http: bool = False) -> None:
+        check_build_url(build_url, insecure_http=insecure_http)
         self.build = build_url.rstrip("/") + "/"
         self.root = self.build[: self.build.index("/job/") + 1]
         self.headers = _auth_header(build_url)
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+            _SameOrigin(_origin(build_url)),
         )
 
     def call(
@@ -102,10 +168,15 @@ def _check(status: int, what: str) -> None:
 
 
 def submit(
-    build_url: str, token: str, *, input_id: str = INPUT_ID, parameter: str = PARAMETER
+    build_url: str,
+    token: str,
+    *,
+    input_id: str = INPUT_ID,
+    parameter: str = PARAMETER,
+    insecure_http: bool = False,
 ) -> str:
     """Submit `token` to the build's pending xtok input; return the input's id."""
-    client = _Client(build_url)
+    client = _Client(build_url, insecure_http=insecure_http)
     status, body = client.call("GET", client.build + "wfapi/pendingInputActions")
     _check(status, "pending inputs for this build")
     try:

@@ -1,21 +1,22 @@
 """Sealed tokens: temporary credentials that only the requesting run can open, once.
 
-The pipeline (`xtok request`) keeps an X25519 private key in a private state directory. The
-approver (`xtok approve`) seals the plain token to the request's public key with HPKE
-(RFC 9180: DHKEM(X25519), HKDF-SHA256, ChaCha20-Poly1305, from `cryptography`), with the
-request's digest as HPKE `info`, so the ciphertext opens only for this exact request. The run
-(`xtok run --sealed`) deletes the private key before it decrypts: a second attempt finds none.
+The pipeline (`xtok request`) keeps an X25519 private key in a private state directory,
+encrypted to the run's ticket (see `pending`). The approver (`xtok approve`) seals the plain
+token to the request's public key with HPKE (RFC 9180: DHKEM(X25519), HKDF-SHA256,
+ChaCha20-Poly1305, from `cryptography`), with the request's digest as HPKE `info`, so the
+ciphertext opens only for this exact request. The run (`xtok run --sealed`) claims its own
+request's key and uses it up when the token opens: a second attempt finds none.
+
+HPKE's base mode does not say who sealed: anyone holding the request code can seal something
+to it. That is why what opens is parsed like any input, and why Jenkins' input needs a
+`submitter`.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac
-import json
-import os
 import secrets
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,51 +25,20 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from xtok.approval import pending
 from xtok.approval.ci import RunIdentity
 from xtok.approval.request import RequestCode
-from xtok.errors import ConfigError, TokenError
+from xtok.display import shown
+from xtok.errors import TokenError, UsageError
 from xtok.refs import SecretRef
 from xtok.tokens import armor
 from xtok.tokens import token as tokens
 
 KIND = "xtoks"
 VERSION = 1
-STATE_ENV = "XTOK_STATE_DIR"
 _INFO = b"xtok sealed token v1:"
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 TIP = "copy the whole sealed token again (line breaks and spaces inside it are fine)"
-
-
-def default_state_dir() -> Path:
-    """Per user, on tmpfs where available: private keys should never reach a disk."""
-    env = os.environ.get(STATE_ENV)
-    if env:
-        return Path(env)
-    uid = os.getuid()
-    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):  # noqa: S108 - tmpfs
-        return Path(f"/dev/shm/xtok-{uid}")  # noqa: S108
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return Path(runtime) / "xtok"
-    return Path.home() / ".cache" / "xtok" / "requests"
-
-
-def _private_dir(path: Path, *, create: bool) -> Path:
-    if create:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no request state directory {path}",
-            tip="run `xtok request` first, on this machine and with the same --state-dir",
-        ) from None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise ConfigError(
-            f"state directory {path} is not a private (0700) directory of yours",
-            tip=f"remove it, or pass another --state-dir / {STATE_ENV}",
-        )
-    return path
 
 
 def new_request(
@@ -77,8 +47,10 @@ def new_request(
     duration: int,
     role: str | None,
     state_dir: Path,
-) -> RequestCode:
-    """Create a key pair, keep the private half in `state_dir`, return the request code."""
+    wait: int = pending.DEFAULT_WAIT,
+) -> tuple[RequestCode, pending.Ticket]:
+    """Create a key pair, keep the private half in `state_dir` (encrypted to the ticket), and
+    return the request code (for the approver) and the ticket (for this run only)."""
     key = X25519PrivateKey.generate()
     public = key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -92,19 +64,14 @@ def new_request(
         role=role,
         created=int(time.time()),
     )
+    try:
+        RequestCode.parse(request.encode())  # what the approver would refuse, refuse now
+    except TokenError as exc:
+        raise UsageError(exc.message, tip="check --job, --build, --build-url, --commit") from None
     private = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
-    directory = _private_dir(state_dir, create=True)
-    record = {"request": request.encode(), "key": base64.b64encode(private).decode()}
-    fd = os.open(
-        directory / f"{request.id}.json",
-        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-        0o600,
-    )
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f)
-    return request
+    return request, pending.keep(request, private, state_dir, wait)
 
 
 @dataclass(frozen=True)
@@ -140,39 +107,33 @@ def seal(request: RequestCode, creds: tokens.Credentials) -> SealedToken:
     return SealedToken(request.id, digest, ciphertext)
 
 
-def open_sealed(sealed: SealedToken, state_dir: Path) -> tuple[RequestCode, tokens.Credentials]:
-    """Open `sealed` with the key of the pending request it answers; the key is deleted first,
-    so whatever happens next, this request cannot be answered again."""
-    directory = _private_dir(state_dir, create=False)
-    if not all(c in "0123456789abcdef" for c in sealed.request_id) or not sealed.request_id:
-        raise TokenError("sealed token names no valid request", tip=TIP)
-    path = directory / f"{sealed.request_id}.json"
-    try:
-        record = json.loads(path.read_text())
-        path.unlink()
-    except FileNotFoundError:
+def open_sealed(
+    sealed: SealedToken, ticket: pending.Ticket, state_dir: Path
+) -> tuple[RequestCode, tokens.Credentials]:
+    """Open `sealed` with the key of this run's own request (named by its ticket). The key is
+    used up only when the token opens; a token for another request touches no key at all."""
+    if sealed.request_id != ticket.request_id:
         raise TokenError(
-            f"no pending request {sealed.request_id} in {directory}: the token was already "
-            "used, or was sealed for another run",
-            tip="start a new request (`xtok request`) and ask for a new approval",
-        ) from None
-    except ValueError:
-        path.unlink(missing_ok=True)
-        raise ConfigError(
-            f"the state of request {sealed.request_id} is damaged", tip="start a new request"
-        ) from None
-    request = RequestCode.parse(record["request"])
-    key = X25519PrivateKey.from_private_bytes(base64.b64decode(record["key"]))
-    if not hmac.compare_digest(sealed.digest, request.digest()):
-        raise TokenError(
-            "the sealed token does not answer this run's request",
+            f"the sealed token answers request {shown(sealed.request_id)}, not this run's "
+            f"request {ticket.request_id}: it was sealed for another run",
             tip="ask the approver to approve this run's request code",
         )
+    with pending.claim(ticket, state_dir) as (request, private):
+        if not hmac.compare_digest(sealed.digest, request.digest()):
+            raise TokenError(
+                "the sealed token does not answer this run's request",
+                tip="ask the approver to approve this run's request code",
+            )
+        try:
+            key = X25519PrivateKey.from_private_bytes(private)
+            plain = _SUITE.decrypt(sealed.ciphertext, key, info=_INFO + request.digest())
+        except InvalidTag:
+            raise TokenError(
+                "the sealed token does not open: it was altered, or sealed for another request",
+                tip="ask the approver to approve this run's request code again",
+            ) from None
     try:
-        plain = _SUITE.decrypt(sealed.ciphertext, key, info=_INFO + request.digest())
-    except InvalidTag:
-        raise TokenError(
-            "the sealed token does not open: it was altered, or sealed for another request",
-            tip="start a new request and ask for a new approval",
-        ) from None
-    return request, tokens.parse(plain.decode())
+        text = plain.decode()
+    except UnicodeDecodeError:  # anyone may seal to a public key: the content is checked too
+        raise TokenError("the sealed token holds no token", tip=TIP) from None
+    return request, tokens.parse(text)

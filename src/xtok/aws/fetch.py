@@ -9,7 +9,14 @@ import socket
 import time
 from collections.abc import Sequence
 
-from xtok.aws.session import AwsConfig, aws_errors, error_for, region_of, session
+from xtok.aws.session import (
+    AwsConfig,
+    aws_errors,
+    check_endpoint_url,
+    error_for,
+    region_of,
+    session,
+)
 from xtok.errors import AccessDenied, ConfigError, UsageError
 from xtok.refs import SecretRef
 from xtok.sensitive import Secret
@@ -111,7 +118,7 @@ class _Reader:
                 .split(":")[0]
             )
             message = str(data.get("message") or data.get("Message") or "")
-            raise error_for(code, message, f"cannot read secret {what}")
+            raise error_for(code, message, f"cannot read secret {what}", with_token=True)
         if isinstance(data.get("SecretString"), str):
             return Secret(data["SecretString"])
         return Secret(base64.b64decode(data.get("SecretBinary") or ""))
@@ -124,7 +131,7 @@ def _endpoint(config: AwsConfig, region: str) -> str:
         or os.environ.get("AWS_ENDPOINT_URL")
     )
     if url:
-        return url.rstrip("/") + "/"
+        return check_endpoint_url(url).rstrip("/") + "/"
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return f"https://secretsmanager.{region}.{suffix}/"
 

@@ -7,11 +7,13 @@ tokens included.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from xtok.display import shown
 from xtok.errors import (
     AccessDenied,
     AwsError,
@@ -79,6 +81,28 @@ class AwsConfig:
     region: str | None = None
     endpoint_url: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.endpoint_url is not None:
+            check_endpoint_url(self.endpoint_url)
+
+
+def check_endpoint_url(url: str) -> str:
+    """`url` if it is an http(s) URL with a host; botocore would fail later, less clearly."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(
+            f"endpoint URL {shown(url)!r} is not an http(s) URL",
+            tip="give the scheme, e.g. --endpoint-url http://127.0.0.1:4566",
+        )
+    return url
+
 
 def session(config: AwsConfig) -> BotocoreSession:
     """A botocore session (boto3's engine, without boto3's import cost) on the profile/env
@@ -120,14 +144,47 @@ def client(sess: BotocoreSession, service: str, config: AwsConfig) -> Any:
             raise UsageError(str(exc), tip="e.g. --endpoint-url http://127.0.0.1:4566") from None
 
 
-def error_for(code: str, message: str, what: str, scrub: Sequence[bytes] = ()) -> Error:
-    """The xtok error for an AWS error code (and its message, shown only for unknown codes)."""
+def error_for(
+    code: str, message: str, what: str, scrub: Sequence[bytes] = (), *, with_token: bool = False
+) -> Error:
+    """The xtok error for an AWS error code. AWS's own words are kept where they tell the
+    reader what to fix (a denial says which action, resource or MFA check failed); `with_token`
+    says the call was made with a token, so a denial may be the token's narrow scope."""
     known = _BY_CODE.get(code)
+    detail = _scrubbed(" ".join(message.split()), scrub)
+    if known and known[0] is AccessDenied:
+        _, reason, _ = known
+        why = f": {detail}" if detail else ""
+        return AccessDenied(f"{what}: {reason} ({code}){why}", tip=_denied_tip(detail, with_token))
     if known:
         cls, reason, tip = known
         return cls(f"{what}: {reason} ({code})", tip=tip)
-    detail = redact(message, scrub)[:_MESSAGE_LIMIT]
     return AwsError(f"{what}: {code}{': ' + detail if detail else ''}")
+
+
+def _denied_tip(message: str, with_token: bool) -> str:
+    if "invalid MFA one time pass code" in message:
+        return "the MFA code was wrong or already used (each code works once): wait for the next"
+    if "MultiFactorAuthentication" in message:
+        return "check the MFA device (--mfa-serial, or mfa_serial in the profile): it must be yours"
+    if "sts:AssumeRole" in message:
+        return (
+            "the role's trust policy does not admit you (or wants MFA): check that it names "
+            "your ARN (`xtok policy role --trust ARN`) and pass --mfa-code"
+        )
+    if with_token:
+        return _TIP_DENIED
+    action = re.search(r"not authorized to perform: (\S+)", message)
+    if action:
+        return f"your identity may not call {action.group(1)}: ask for that permission"
+    return "check the IAM policies that apply to you, and whether they require MFA"
+
+
+def _scrubbed(message: str, scrub: Sequence[bytes]) -> str:
+    """`message` cut short, with any `scrub` value in it masked. A value longer than the
+    message cannot be in it (and may be longer than the masker takes, as a 64 KB secret is)."""
+    size = len(message.encode("utf-8", "surrogateescape"))
+    return shown(redact(message, [v for v in scrub if len(v) <= size]))[:_MESSAGE_LIMIT]
 
 
 @contextmanager
@@ -155,7 +212,7 @@ def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
         raise NetworkError(f"{what}: {type(exc).__name__}", tip=_TIP_NETWORK) from None
     except bx.ParamValidationError as exc:
         # botocore quotes offending values in this message: scrub before showing it.
-        detail = redact(str(exc), scrub)[:_MESSAGE_LIMIT]
+        detail = _scrubbed(str(exc), scrub)
         raise UsageError(f"{what}: {detail}") from None
     except bx.BotoCoreError as exc:
         raise AwsError(f"{what}: {type(exc).__name__}") from None

@@ -63,6 +63,13 @@ def _exit_code_table() -> str:
 )
 @state_dir_option
 @click.option(
+    "--ticket-env",
+    metavar="VAR",
+    default="XTOK_TICKET",
+    show_default=True,
+    help="With --sealed: the variable that holds this run's ticket (line 2 of `xtok request`).",
+)
+@click.option(
     "--min-ttl",
     metavar="DURATION",
     default="60s",
@@ -81,6 +88,7 @@ def run_cmd(
     secret_file_specs: tuple[str, ...],
     sealed: bool,
     state_dir: Path | None,
+    ticket_env: str,
     min_ttl: str,
     command: tuple[str, ...],
     aws: Any,
@@ -91,15 +99,18 @@ def run_cmd(
     xtok run --token-env XTOK_TOKEN --secret DB_PASS=prod/db -- ./deploy.sh
 
     \b
-    xtok run --sealed --token-file approval.txt -- ./deploy.sh
+    xtok run --sealed --token-file approval.txt -- ./deploy.sh   # ticket in $XTOK_TICKET
 
     The command gets the secrets, never the token or any AWS credential.
     Tokens are never accepted on the command line.
     """
     from xtok.aws.fetch import fetch
     from xtok.run import runner
+    from xtok.run.isolation import make_undumpable
     from xtok.tokens import token as tokens
 
+    # Before the token is read: nothing of this process is readable to the command it starts.
+    make_undumpable()
     _refuse_token_as_command(command)
     refs = parse_refs(secret_specs, secret_file_specs)
     if sealed and refs:
@@ -112,10 +123,12 @@ def run_cmd(
     ttl = parse_duration(min_ttl)
     text, var = _read_token(token_stdin, token_file, token_env)
     if sealed:
-        from xtok.approval import seal
+        from xtok.approval import pending, seal
 
         request, creds = seal.open_sealed(
-            seal.SealedToken.parse(text), state_dir or seal.default_state_dir()
+            seal.SealedToken.parse(text),
+            _read_ticket(ticket_env),
+            state_dir or pending.default_state_dir(),
         )
         refs = list(request.secrets)
     else:
@@ -127,7 +140,7 @@ def run_cmd(
     return runner.run(
         command,
         values,
-        drop_env=[var] if var else [],
+        drop_env=[v for v in (var, ticket_env) if v],
         stdin_devnull=token_stdin and not stdin_is_tty(),
     )
 
@@ -172,3 +185,15 @@ def _read_token(stdin: bool, path: str | None, env: str | None) -> tuple[str, st
             )
         raise UsageError(f"environment variable {var} is not set or empty")
     return value, var
+
+
+def _read_ticket(var: str) -> Any:
+    from xtok.approval.pending import Ticket
+
+    text = os.environ.get(var)
+    if not text:
+        raise UsageError(
+            f"no request ticket in {var}: --sealed opens only the request this run made",
+            tip=f"put the second line `xtok request` printed in {var}",
+        )
+    return Ticket.parse(text)

@@ -33,6 +33,7 @@ from xtok.cli.app import (
     utcnow,
     warn,
 )
+from xtok.display import shown
 from xtok.duration import format_duration, parse_duration
 from xtok.errors import Error, Interrupted, UsageError
 from xtok.tokens.armor import compact
@@ -153,7 +154,7 @@ def inspect_cmd(token_text: str | None, as_json: bool) -> None:
         ("expires", expiry),
     ]
     for key, value in lines:
-        click.echo(f"{key + ':':<9}{value}")
+        click.echo(f"{key + ':':<9}{shown(value)}")
 
 
 def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
@@ -187,12 +188,12 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
         print_json(info)
         return
     for key, value in info.items():
-        shown = ", ".join(value) if isinstance(value, list) else value
+        text = ", ".join(value) if isinstance(value, list) else value
         if isinstance(value, dict):
-            shown = " ".join(f"{k}={v}" for k, v in value.items())
+            text = " ".join(f"{k}={v}" for k, v in value.items())
         if key == "duration":
-            shown = format_duration(int(value))
-        click.echo(f"{key + ':':<17}{shown}")
+            text = format_duration(int(value))
+        click.echo(f"{key + ':':<17}{shown(text)}")
 
 
 @cli.command("request")
@@ -200,6 +201,13 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
 @duration_option
 @role_option("The role the approver should assume (they may name another).")
 @state_dir_option
+@click.option(
+    "--wait",
+    metavar="DURATION",
+    default="24h",
+    show_default=True,
+    help="How long the request may wait for its approval; its key is purged after.",
+)
 @click.option("--ci", "ci_kind", metavar="KIND", help="CI kind (default: detected).")
 @click.option("--job", help="Job name (default: detected).")
 @click.option("--build", help="Build number (default: detected).")
@@ -211,20 +219,29 @@ def request_cmd(
     duration: str,
     role_arn: str | None,
     state_dir: Path | None,
+    wait: str,
     ci_kind: str | None,
     job: str | None,
     build: str | None,
     build_url: str | None,
     commit: str | None,
 ) -> None:
-    """Ask for a sealed token: print a request code for an approver (pipeline side).
+    """Ask for a sealed token (pipeline side): print a request code and this run's ticket.
 
-    The one-time private key stays in a private state directory; only this run can open the
-    token that `xtok approve` seals for the code. The run's identity (CI, job, build, commit)
-    is detected for Jenkins, GitHub Actions and GitLab CI.
+    \b
+    Line 1: the request code, for the approver (`xtok approve CODE`).
+    Line 2: the run's ticket: keep it in this run only and give it to
+            `xtok run --sealed` in XTOK_TICKET. Never show or share it.
+
+    The one-time private key stays in a private state directory, encrypted to the ticket:
+    only this run can open the token that `xtok approve` seals for the code. The run's
+    identity (CI, job, build, commit) is detected for Jenkins, GitHub Actions and GitLab CI.
     """
-    from xtok.approval import ci, seal
+    from xtok.approval import ci, pending, seal
     from xtok.aws.mint import MAX_ROLE_DURATION, MIN_DURATION
+    from xtok.run.isolation import make_undumpable
+
+    make_undumpable()  # the ticket and the private key pass through this process
 
     refs = parse_refs(secret_specs, secret_file_specs)
     if not refs:
@@ -235,13 +252,20 @@ def request_cmd(
     identity = ci.identify(
         os.environ, ci=ci_kind, job=job, build=build, url=build_url, commit=commit
     )
-    request = seal.new_request(
-        identity, tuple(refs), seconds, role_arn, state_dir or seal.default_state_dir()
+    request, ticket = seal.new_request(
+        identity,
+        tuple(refs),
+        seconds,
+        role_arn,
+        state_dir or pending.default_state_dir(),
+        pending.check_wait(parse_duration(wait)),
     )
     click.echo(request.encode())
+    click.echo(ticket.encode())
     note(
-        f"request {request.id} (key {request.fingerprint}) for {identity.label}: ask an "
-        "approver to run `xtok approve <code>`"
+        f"request {request.id} (key {request.fingerprint}) for {shown(identity.label)}: ask an "
+        "approver to run `xtok approve <code>` with the first line; keep the second (the "
+        "run's ticket) for `xtok run --sealed`"
     )
 
 
@@ -256,6 +280,11 @@ def request_cmd(
     metavar="BUILD_URL",
     help="Submit the sealed token to this build's pending input (Jenkins REST API).",
 )
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="Allow --jenkins over plain http:// to a host that is not loopback.",
+)
 @mfa_options
 @aws_options()
 def approve_cmd(
@@ -264,6 +293,7 @@ def approve_cmd(
     yes: bool,
     copy: bool,
     jenkins_url: str | None,
+    insecure_http: bool,
     mfa_serial: str | None,
     mfa_code: str | None,
     aws: Any,
@@ -279,6 +309,10 @@ def approve_cmd(
     from xtok.approval.request import RequestCode
     from xtok.aws.mint import MintRequest, mint
 
+    if jenkins_url:  # before anything is minted
+        from xtok.approval.jenkins import check_build_url
+
+        check_build_url(jenkins_url, insecure_http=insecure_http)
     request = RequestCode.parse(read_stdin() if code == "-" else code)
     role = role_arn or request.role
     if role is None:
@@ -301,7 +335,7 @@ def approve_cmd(
     ]
     click.echo("xtok: approve this run?", err=True)
     for key, value in lines:
-        click.echo(f"  {key + ':':<10}{value}", err=True)
+        click.echo(f"  {key + ':':<10}{shown(value)}", err=True)
     if not yes:
         if not stdin_is_tty() or code == "-":
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
@@ -331,7 +365,7 @@ def approve_cmd(
         from xtok.approval.jenkins import submit
 
         try:
-            input_id = submit(jenkins_url, text)
+            input_id = submit(jenkins_url, text, insecure_http=insecure_http)
         except Error:
             # The sealed token is safe to show: it can still be pasted into the input by hand.
             click.echo(text)

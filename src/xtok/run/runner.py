@@ -1,9 +1,11 @@
 """Running the command: secrets in, masked output out, nothing left behind.
 
 The child gets the secrets (in its environment, or as 0600 files in a private 0700 directory on
-tmpfs where available) and never the token or any AWS credential. Its stdout and stderr are each
-relayed through their own `Masker`. SIGINT, SIGTERM and SIGHUP sent to xtok are forwarded to the
-child; secret files are removed on every exit path xtok survives.
+tmpfs where available) and never the token, any AWS credential or any `XTOK_*` setting (which
+could point at the token or the request state). Its stdout and stderr are each relayed through
+their own `Masker`. Every catchable signal that would end xtok is forwarded to the child, so xtok
+outlives it and removes the secret files; if xtok is killed outright (SIGKILL), the child dies
+with it and a janitor process removes the files (see `isolation`).
 """
 
 from __future__ import annotations
@@ -21,21 +23,26 @@ from types import FrameType
 
 from xtok.errors import Interrupted, LaunchError
 from xtok.refs import SecretRef
+from xtok.run.isolation import Janitor, die_with_parent
 from xtok.run.mask import Masker, Patterns, warn_short
 from xtok.run.variants import patterns_for
 from xtok.sensitive import Secret
 
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Every signal whose default action ends xtok and that a handler can catch.
+_FORWARDED = "INT TERM HUP QUIT USR1 USR2 ALRM VTALRM PROF XCPU XFSZ IO PWR STKFLT"
+FORWARDED_SIGNALS = tuple(
+    getattr(signal, f"SIG{n}") for n in _FORWARDED.split() if hasattr(signal, f"SIG{n}")
+)
 _READ_SIZE = 1 << 16
-# Credentials the child must not inherit: xtok's own AWS identity and the token.
-_DROPPED_PREFIXES = ("AWS_",)
-_DROPPED_NAMES = frozenset({"XTOK_TOKEN"})
+# What the child must not inherit: xtok's own AWS identity, the token, and xtok's settings
+# (XTOK_TOKEN_FILE, XTOK_STATE_DIR, XTOK_TICKET … point at the token or the request state).
+_DROPPED_PREFIXES = ("AWS_", "XTOK_")
 
 
 def child_environment(
     base: dict[str, str], secrets: dict[str, str], drop: Iterable[str] = ()
 ) -> dict[str, str]:
-    dropped = _DROPPED_NAMES | set(drop)
+    dropped = set(drop)
     env = {
         k: v for k, v in base.items() if not k.startswith(_DROPPED_PREFIXES) and k not in dropped
     }
@@ -95,11 +102,13 @@ def run(
     forwarder = _Forwarder()
     with forwarder.installed():
         tmp: str | None = None
+        janitor: Janitor | None = None
         try:
             values: dict[str, str] = {}
             files = [(ref, value) for ref, value in secrets if ref.as_file]
             if files:
                 tmp = private_dir()
+                janitor = Janitor(tmp)
                 for ref, value in files:
                     path = Path(tmp) / ref.env
                     _write_private(path, value.reveal())
@@ -117,6 +126,7 @@ def run(
                     stdin=subprocess.DEVNULL if stdin_devnull else None,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
+                    preexec_fn=die_with_parent(),  # xtok runs no other thread: fork is safe
                 )
             except FileNotFoundError:
                 raise LaunchError(
@@ -132,6 +142,8 @@ def run(
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+            if janitor is not None:
+                janitor.stop()
     return 128 - status if status < 0 else status
 
 

@@ -116,9 +116,12 @@ def _ts(dt: datetime | None) -> int | None:
 def _from_ts(value: object) -> datetime | None:
     if value is None:
         return None
-    if not isinstance(value, int):
+    if not isinstance(value, int) or isinstance(value, bool):
         raise TokenError("token timestamps are malformed", tip=TIP_RECOPY)
-    return datetime.fromtimestamp(value, UTC)
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):  # beyond what a datetime holds: forged
+        raise TokenError("token timestamps are out of range", tip=TIP_RECOPY) from None
 
 
 def encode(creds: Credentials) -> str:
@@ -184,6 +187,11 @@ def parse(text: str) -> Credentials:
 
 
 def _parse_xtok(compact: str) -> Credentials:
+    if compact.startswith("xtokt"):
+        raise TokenError(
+            "this is a run's ticket (line 2 of `xtok request`), not a token",
+            tip="keep it in the run, for `xtok run --sealed` (XTOK_TICKET); never share it",
+        )
     if compact.startswith(("xtokr", "xtoks")):
         raise TokenError(
             "this is a request code or a sealed token, not a plain token",
@@ -264,6 +272,6 @@ def _parse_iso(value: object) -> datetime | None:
         raise TokenError("token Expiration is not a time", tip=TIP_RECOPY)
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one beyond year 1..9999 in UTC
         raise TokenError("token Expiration is not an ISO 8601 time", tip=TIP_RECOPY) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
