@@ -144,7 +144,10 @@ def test_policy_versions_change_what_is_granted(peer: Peer, unique: str) -> None
         PolicyName=f"ver-{unique}",
         Path="/ci/",
         PolicyDocument=doc(
-            allow("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:*:*:secret:ver-{unique}/a-*")
+            allow(
+                "secretsmanager:GetSecretValue",
+                f"arn:aws:secretsmanager:*:*:secret:ver-{unique}/a-*",
+            )
         ),
     )["Policy"]["Arn"]
     assert arn.endswith(f":policy/ci/ver-{unique}")
@@ -157,7 +160,10 @@ def test_policy_versions_change_what_is_granted(peer: Peer, unique: str) -> None
     v2 = iam.create_policy_version(
         PolicyArn=arn,
         PolicyDocument=doc(
-            allow("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:*:*:secret:ver-{unique}/b-*")
+            allow(
+                "secretsmanager:GetSecretValue",
+                f"arn:aws:secretsmanager:*:*:secret:ver-{unique}/b-*",
+            )
         ),
         SetAsDefault=True,
     )["PolicyVersion"]
@@ -342,7 +348,10 @@ def test_assume_role_with_policy_arns_and_external_id(peer: Peer, unique: str) -
     only_a = iam.create_policy(
         PolicyName=f"only-a-{unique}",
         PolicyDocument=doc(
-            allow("secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:*:*:secret:ext-{unique}/a-*")
+            allow(
+                "secretsmanager:GetSecretValue",
+                f"arn:aws:secretsmanager:*:*:secret:ext-{unique}/a-*",
+            )
         ),
     )["Policy"]["Arn"]
     creds = sts.assume_role(
