@@ -10,6 +10,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xtok.errors import UsageError
 from xtok.server.app import Endpoint
@@ -92,13 +93,35 @@ def serve(
     *,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    relay: Any = None,
 ) -> None:
-    import uvicorn
-
+    """Serve `endpoint`; with `relay` (an ASGI app), serve it under /relay too (dev mode)."""
     from xtok.server.app import asgi_app
 
+    app = asgi_app(endpoint)
+    if relay is not None:
+        from starlette.applications import Starlette
+        from starlette.routing import Mount
+
+        aws, mounted = app, Starlette(routes=[Mount("/relay", relay)])
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            # A dispatcher, not a Mount, so the AWS endpoint sees the request path it signs.
+            path = scope.get("path", "")
+            target = mounted if path == "/relay" or path.startswith("/relay/") else aws
+            await target(scope, receive, send)
+
+    serve_app(app, sock, tls_cert=tls_cert, tls_key=tls_key)
+
+
+def serve_app(
+    app: Any, sock: socket.socket, *, tls_cert: Path | None = None, tls_key: Path | None = None
+) -> None:
+    """Run an ASGI app with uvicorn on a bound socket (the endpoint's and the relay's server)."""
+    import uvicorn
+
     config = uvicorn.Config(
-        asgi_app(endpoint),
+        app,
         log_level="warning",
         access_log=False,
         ssl_certfile=str(tls_cert) if tls_cert else None,
