@@ -28,8 +28,8 @@ KEY_ENV = "XTOK_RELAY_KEY"
 _TIP_URL = f"pass --relay URL or set {URL_ENV}"
 
 
-class RelayError(Error):
-    """The relay refused or failed a call (the message is the relay's own, escaped)."""
+class RelayError(AccessDenied):
+    """The relay refused a call (the message is the relay's own, escaped)."""
 
 
 _BY_STATUS: dict[int, type[Error]] = {

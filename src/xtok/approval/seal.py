@@ -71,14 +71,11 @@ def _private_dir(path: Path, *, create: bool) -> Path:
     return path
 
 
-def new_request(
-    identity: RunIdentity,
-    refs: tuple[SecretRef, ...],
-    duration: int,
-    role: str | None,
-    state_dir: Path,
-) -> RequestCode:
-    """Create a key pair, keep the private half in `state_dir`, return the request code."""
+def new_request_in_memory(
+    identity: RunIdentity, refs: tuple[SecretRef, ...], duration: int, role: str | None
+) -> tuple[RequestCode, X25519PrivateKey]:
+    """A request code and its private key, which the caller keeps (relay mode: it never
+    touches a disk)."""
     key = X25519PrivateKey.generate()
     public = key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -92,6 +89,18 @@ def new_request(
         role=role,
         created=int(time.time()),
     )
+    return request, key
+
+
+def new_request(
+    identity: RunIdentity,
+    refs: tuple[SecretRef, ...],
+    duration: int,
+    role: str | None,
+    state_dir: Path,
+) -> RequestCode:
+    """Create a key pair, keep the private half in `state_dir`, return the request code."""
+    request, key = new_request_in_memory(identity, refs, duration, role)
     private = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
@@ -163,6 +172,13 @@ def open_sealed(sealed: SealedToken, state_dir: Path) -> tuple[RequestCode, toke
         ) from None
     request = RequestCode.parse(record["request"])
     key = X25519PrivateKey.from_private_bytes(base64.b64decode(record["key"]))
+    return request, open_with_key(sealed, request, key)
+
+
+def open_with_key(
+    sealed: SealedToken, request: RequestCode, key: X25519PrivateKey
+) -> tokens.Credentials:
+    """Open `sealed` if it answers `request`, whose private key is `key`."""
     if not hmac.compare_digest(sealed.digest, request.digest()):
         raise TokenError(
             "the sealed token does not answer this run's request",
@@ -175,4 +191,4 @@ def open_sealed(sealed: SealedToken, state_dir: Path) -> tuple[RequestCode, toke
             "the sealed token does not open: it was altered, or sealed for another request",
             tip="start a new request and ask for a new approval",
         ) from None
-    return request, tokens.parse(plain.decode())
+    return tokens.parse(plain.decode())

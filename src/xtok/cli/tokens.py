@@ -205,6 +205,19 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
 @click.option("--build", help="Build number (default: detected).")
 @click.option("--build-url", help="Build URL (default: detected).")
 @click.option("--commit", help="Commit (default: detected).")
+@click.option(
+    "--relay",
+    "relay_url",
+    metavar="URL",
+    envvar="XTOK_RELAY_URL",
+    show_envvar=True,
+    help="With --wait: post the request to this relay (with the CI's OIDC proof).",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait on the relay for the answer; print the sealed token (exit non-zero on denial).",
+)
 def request_cmd(
     secret_specs: tuple[str, ...],
     secret_file_specs: tuple[str, ...],
@@ -216,12 +229,17 @@ def request_cmd(
     build: str | None,
     build_url: str | None,
     commit: str | None,
+    relay_url: str | None,
+    wait: bool,
 ) -> None:
     """Ask for a sealed token: print a request code for an approver (pipeline side).
 
     The one-time private key stays in a private state directory; only this run can open the
     token that `xtok approve` seals for the code. The run's identity (CI, job, build, commit)
     is detected for Jenkins, GitHub Actions and GitLab CI.
+
+    With --relay URL --wait it posts the request (proven by the CI's OIDC token where there
+    is one) and prints the sealed token once approved, for `xtok run --sealed`.
     """
     from xtok.approval import ci, seal
     from xtok.aws.mint import MAX_ROLE_DURATION, MIN_DURATION
@@ -235,9 +253,16 @@ def request_cmd(
     identity = ci.identify(
         os.environ, ci=ci_kind, job=job, build=build, url=build_url, commit=commit
     )
+    if wait and not relay_url:
+        raise UsageError("--wait needs a relay", tip="pass --relay URL or set XTOK_RELAY_URL")
     request = seal.new_request(
         identity, tuple(refs), seconds, role_arn, state_dir or seal.default_state_dir()
     )
+    if wait and relay_url:
+        from xtok.cli.relay import post_and_wait
+
+        click.echo(post_and_wait(relay_url, request, os.environ))
+        return
     click.echo(request.encode())
     note(
         f"request {request.id} (key {request.fingerprint}) for {identity.label}: ask an "
@@ -246,7 +271,16 @@ def request_cmd(
 
 
 @cli.command("approve")
-@click.argument("code", metavar="REQUEST_CODE")
+@click.argument("code", metavar="[REQUEST_CODE]", required=False)
+@click.option(
+    "--relay",
+    "relay_url",
+    metavar="URL",
+    help="Pick the request from this relay's inbox and answer there (default: $XTOK_RELAY_URL "
+    "when no REQUEST_CODE is given).",
+)
+@click.option("--pick", metavar="ID", help="With --relay: the request to review (else: a list).")
+@click.option("--deny", "deny_reason", metavar="REASON", help="With --relay: deny, with a reason.")
 @role_option("The role to assume (default: the one the request names).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripted use).")
 @click.option("--copy", is_flag=True, help="Copy the sealed token to the clipboard.")
@@ -259,7 +293,10 @@ def request_cmd(
 @mfa_options
 @aws_options()
 def approve_cmd(
-    code: str,
+    code: str | None,
+    relay_url: str | None,
+    pick: str | None,
+    deny_reason: str | None,
     role_arn: str | None,
     yes: bool,
     copy: bool,
@@ -273,12 +310,26 @@ def approve_cmd(
     Shows what is being approved and asks to confirm. Mints with your own identity an
     AssumeRole session whose session policy names exactly the requested secrets, and prints
     the sealed token (safe to paste anywhere: only the requesting run can open it, once).
-    REQUEST_CODE may be - to read it from stdin.
+    REQUEST_CODE may be - to read it from stdin. Without it, the request comes from the relay
+    (--relay or $XTOK_RELAY_URL): log in with your AWS identity, list, pick, review, answer.
+    A CI's OIDC proof is verified here, never trusted from the relay.
     """
     from xtok.approval import seal
     from xtok.approval.request import RequestCode
     from xtok.aws.mint import MintRequest, mint
+    from xtok.cli import relay as relay_cli
 
+    reviewed = None
+    if code is None:
+        reviewed = relay_cli.pick_from_inbox(
+            relay_url or os.environ.get("XTOK_RELAY_URL") or "", aws, pick
+        )
+        if deny_reason is not None:
+            relay_cli.deny(reviewed, deny_reason)
+            return
+        code = str(reviewed.entry.get("request", ""))
+    elif relay_url or pick or deny_reason:
+        raise UsageError("--relay, --pick and --deny replace REQUEST_CODE", tip="drop one")
     request = RequestCode.parse(read_stdin() if code == "-" else code)
     role = role_arn or request.role
     if role is None:
@@ -298,6 +349,7 @@ def approve_cmd(
         ("lifetime", format_duration(request.duration)),
         ("role", role + ("  (not the one requested)" if request.role not in (None, role) else "")),
         ("request", f"{request.id}  key {request.fingerprint}"),
+        *relay_cli.proof_lines(reviewed.entry.get("proof") if reviewed else None, request),
     ]
     click.echo("xtok: approve this run?", err=True)
     for key, value in lines:
@@ -327,7 +379,10 @@ def approve_cmd(
     )
     creds = mint(aws, req, utcnow(), ask_mfa_code)
     text = seal.seal(request, creds).encode()
-    if jenkins_url:
+    if reviewed is not None:
+        reviewed.relay.approve(request.id, text)
+        note(f"sealed token posted to {reviewed.relay.url} for request {request.id}")
+    elif jenkins_url:
         from xtok.approval.jenkins import submit
 
         try:

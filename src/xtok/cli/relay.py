@@ -1,0 +1,328 @@
+"""The relay: `xtok relay` serves it; the run side posts and waits (`xtok request --wait`,
+`xtok run --relay`); the approver side lists and answers (`xtok approve --relay`)."""
+
+from __future__ import annotations
+
+import os
+import time
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from xtok.cli.app import cli, note, stdin_is_tty, warn
+from xtok.duration import format_duration
+from xtok.errors import AccessDenied, Error, TokenExpired, UsageError
+
+DEFAULT_LISTEN = "127.0.0.1:4577"
+POLL = 50  # seconds per long poll: under common proxies' idle timeouts
+
+
+def printable(value: object, limit: int = 200) -> str:
+    """A hostile value for a terminal: control, format (bidi) and separator characters are
+    shown as escapes."""
+    text = str(value)[:limit]
+    return "".join(
+        c if c == " " or (c.isprintable() and unicodedata.category(c) != "Cf") else ascii(c)[1:-1]
+        for c in text
+    )
+
+
+@cli.command("relay")
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    metavar="HOST:PORT",
+    envvar="XTOK_RELAY_LISTEN",
+    show_envvar=True,
+    help="Address to listen on (port 0: any free port).",
+)
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="The URL clients use (approvers' proofs must name it; default: from --listen).",
+)
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="XTOK_RELAY_DATA",
+    show_envvar=True,
+    help="Directory of the relay's SQLite file (default: ~/.local/share/xtok/relay).",
+)
+@click.option(
+    "--approver",
+    "approvers",
+    multiple=True,
+    required=True,
+    metavar="ARN_PATTERN",
+    help="IAM ARN (or pattern with * and ?) allowed to answer (repeatable).",
+)
+@click.option(
+    "--sts-url",
+    default="https://sts.amazonaws.com/",
+    show_default=True,
+    metavar="URL",
+    help="STS endpoint that checks approvers' GetCallerIdentity proofs.",
+)
+@click.option(
+    "--trust-issuer",
+    "issuers",
+    multiple=True,
+    metavar="URL",
+    help="OIDC issuer trusted for runs' proofs, besides GitHub's and gitlab.com (repeatable).",
+)
+@click.option(
+    "--audience",
+    default="xtok",
+    show_default=True,
+    help="Fixed audience of GitLab / Jenkins ID tokens.",
+)
+@click.option(
+    "--run-keys",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="File of `NAME SHA256HEX` lines: relay keys for CIs without OIDC (unproven requests).",
+)
+@click.option("--keep", default="1h", show_default=True, help="Keep answered requests this long.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="TLS certificate (PEM); with --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="TLS private key (PEM).",
+)
+def relay_cmd(
+    listen: str,
+    public_url: str | None,
+    data: Path | None,
+    approvers: tuple[str, ...],
+    sts_url: str,
+    issuers: tuple[str, ...],
+    audience: str,
+    run_keys: Path | None,
+    keep: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
+    """Serve the relay: a mailbox between waiting CI runs and their approvers.
+
+    It learns nothing usable: request codes are public, sealed tokens open only for their
+    run, approvers verify runs' OIDC proofs themselves. At worst it delays or drops.
+    See docs/relay-api.md.
+    """
+    from xtok.approval import oidc
+    from xtok.duration import parse_duration
+    from xtok.relay.app import RelayConfig, create
+    from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve_app
+
+    if (tls_cert is None) != (tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    host, port = parse_listen(listen)
+    if not is_loopback(host) and tls_cert is None:
+        warn(f"LISTENING ON {host} WITHOUT TLS: approver sessions cross the network in clear")
+    directory = data or Path(
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "xtok", "relay"
+    )
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sock = bind(host, port)
+    scheme = "https" if tls_cert else "http"
+    url = public_url or f"{scheme}://{host}:{sock.getsockname()[1]}"
+    config = RelayConfig(
+        public_url=url.rstrip("/"),
+        approvers=approvers,
+        sts_url=sts_url,
+        trust=oidc.Trust(
+            issuers=(*oidc.DEFAULT_ISSUERS, *(i.rstrip("/") for i in issuers)), audience=audience
+        ),
+        run_keys=_read_run_keys(run_keys) if run_keys else {},
+    )
+    app = create(config, directory / "relay.db", keep=parse_duration(keep))
+    note(f"relay on {url} (data {directory})")
+    serve_app(app, sock, tls_cert=tls_cert, tls_key=tls_key)
+
+
+def _read_run_keys(path: Path) -> dict[str, str]:
+    keys = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if len(words) != 2 or len(words[1]) != 64:
+            raise UsageError(f"{path}:{number}: expected `NAME SHA256HEX`")
+        keys[words[1].lower()] = words[0]
+    return keys
+
+
+class NotApproved(AccessDenied):
+    """The approver denied the request."""
+
+
+def post_and_wait(
+    relay_url: str, request: Any, env: Mapping[str, str], timeout: int | None = None
+) -> str:
+    """Post `request` (with the CI's ID token when there is one), wait for its answer and
+    return the sealed token; raise with the approver's reason on denial, or on expiry."""
+    from xtok.approval import oidc
+    from xtok.approval.relay_client import KEY_ENV, Relay
+
+    relay = Relay(relay_url)
+    proof = oidc.obtain(request, env)
+    posted = relay.post(request.encode(), proof, env.get(KEY_ENV) or None)
+    rid, secret = str(posted["id"]), str(posted["wait_secret"])
+    expires = int(posted.get("expires") or time.time() + request.duration)
+    if timeout is not None:
+        expires = min(expires, int(time.time()) + timeout)
+    proven = "proven by the CI's OIDC token" if proof else "UNPROVEN (no OIDC token)"
+    note(f"request {rid} (key {request.fingerprint}) posted to {relay.url}, {proven}")
+    note(f"approver: xtok approve --relay {relay.url} --pick {rid}")
+    try:
+        while True:
+            left = expires - int(time.time())
+            if left <= 0:
+                raise TokenExpired(
+                    f"request {rid}: no answer in time", tip="ask an approver, then run again"
+                )
+            note(f"waiting for an approval: {format_duration(left)} left")
+            answer = relay.wait(rid, secret, min(POLL, left))
+            state = answer.get("state")
+            if state == "approved" and isinstance(answer.get("sealed"), str):
+                note(f"approved by {printable(answer.get('approver'))}")
+                return str(answer["sealed"])
+            if state == "denied":
+                raise NotApproved(
+                    f"request {rid} denied by {printable(answer.get('approver'))}: "
+                    f"{printable(answer.get('reason'))}"
+                )
+            if state != "pending":
+                raise TokenExpired(f"request {rid} is {printable(state)}", tip="run again")
+    except KeyboardInterrupt:
+        relay.cancel(rid, secret)
+        raise
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """A request picked from the relay's inbox, with its proof checked by this xtok."""
+
+    relay: Any
+    entry: Mapping[str, Any]
+
+
+def pick_from_inbox(relay_url: str, aws: Any, pick: str | None) -> Reviewed:
+    from xtok.approval.relay_client import Relay
+    from xtok.approval.request import RequestCode
+
+    relay = Relay(relay_url)
+    arn = relay.login(aws)
+    note(f"logged in to {relay.url} as {printable(arn)}")
+    if pick:
+        entry = relay.get(pick)
+        if entry.get("state") != "pending":
+            raise UsageError(f"request {printable(pick)} is {printable(entry.get('state'))}")
+        return Reviewed(relay, entry)
+    entries = relay.pending()
+    if not entries:
+        raise UsageError("the inbox is empty: no request is waiting", tip="try again later")
+    now = int(time.time())
+    click.echo("xtok: waiting requests:", err=True)
+    for n, entry in enumerate(entries, 1):
+        try:
+            request = RequestCode.parse(str(entry.get("request", "")))
+        except Error as exc:  # shown as such, never parsed further
+            click.echo(f"  {n:>2}  {printable(entry.get('id'))}  {exc.message}", err=True)
+            continue
+        who = request.identity
+        verified = _proof_summary(entry, request)
+        secrets = ", ".join(r.label for r in request.secrets)
+        click.echo(
+            f"  {n:>2}  {request.id}  {printable(who.ci)} {printable(who.job or '-')} "
+            f"#{printable(who.build or '-')}  {verified}  [{printable(secrets)}]  "
+            f"{format_duration(request.duration)}  waiting "
+            f"{format_duration(max(0, now - int(entry.get('created') or now)))}",
+            err=True,
+        )
+    if not stdin_is_tty():
+        raise UsageError("pick a request", tip="pass --pick ID (the second column)")
+    number = click.prompt("Request number", type=click.IntRange(1, len(entries)), err=True)
+    return Reviewed(relay, entries[number - 1])
+
+
+def _proof_summary(entry: Mapping[str, Any], request: Any) -> str:
+    from xtok.approval import oidc
+
+    proof = entry.get("proof")
+    if not isinstance(proof, str) or not proof:
+        return click.style("unproven", fg="red")
+    try:
+        verified = oidc.verify(proof, request, oidc.Trust.load())
+    except Error as exc:
+        return click.style(f"REFUSED ({printable(exc.message, 80)})", fg="red")
+    subject = verified.claims.get("repository") or verified.claims.get("project_path") or ""
+    return click.style(f"verified {printable(subject)}", fg="green")
+
+
+def proof_lines(proof: str | None, request: Any) -> list[tuple[str, str]]:
+    """The approve screen's identity lines: verified claims (from the CI's OIDC token, checked
+    here), or a red warning that the identity above is only claimed. Raises ProofRefused."""
+    from xtok.approval import oidc
+
+    trust = oidc.Trust.load()
+    if not proof:
+        if trust.require_proof:
+            raise oidc.ProofRefused(
+                "the request carries no OIDC proof and approver.toml requires one",
+                tip="the pipeline must attach its CI's ID token (see the README)",
+            )
+        return [
+            (
+                "identity",
+                click.style(
+                    "UNPROVEN: CI, job, build and commit above are only claimed by the "
+                    "request; compare the key fingerprint with the run's log",
+                    fg="red",
+                ),
+            )
+        ]
+    verified = oidc.verify(proof, request, trust, oidc.FileSeen())
+    bound = {
+        "key": "bound to this request's key",
+        "first-use": "fixed audience: first use, bound to this key from now on",
+    }[verified.binding]
+    lines = [
+        (
+            "identity",
+            click.style(f"VERIFIED by {printable(verified.issuer)} ({bound})", fg="green"),
+        )
+    ]
+    lines += [("claim", f"{k} = {printable(v)}") for k, v in verified.shown()]
+    return lines
+
+
+def deny(reviewed: Reviewed, reason: str) -> None:
+    reviewed.relay.deny(str(reviewed.entry.get("id")), reason)
+    note(f"request {printable(reviewed.entry.get('id'))} denied: {printable(reason)}")
+
+
+def run_via_relay(
+    relay_url: str,
+    refs: list[Any],
+    duration: int,
+    role: str | None,
+    env: Mapping[str, str],
+) -> tuple[Any, Any]:
+    """Request, wait and open in this one process: the private key lives only in its
+    (non-dumpable) memory, never on disk. Returns the request and the opened credentials."""
+    from xtok.approval import ci, seal
+    from xtok.run.nondumpable import make_non_dumpable
+
+    if not make_non_dumpable():
+        warn("cannot make this process non-dumpable: same-user processes may read its memory")
+    request, key = seal.new_request_in_memory(ci.detect(env), tuple(refs), duration, role)
+    sealed = seal.SealedToken.parse(post_and_wait(relay_url, request, env))
+    return request, seal.open_with_key(sealed, request, key)

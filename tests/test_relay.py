@@ -1,0 +1,407 @@
+"""The relay end to end: real `xtok relay` (and `xtok server --dev`'s /relay), real approvers
+logging in with a signed GetCallerIdentity checked by the real local STS, runs proven by a
+loopback OIDC issuer stand-in (a true boundary: GitHub's and GitLab's issuers), and every way
+the relay or the approver's xtok must refuse."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import ACCOUNT, CANARY, DevServer, Result, aws_env, run_xtok
+from oidc_standin import Issuer
+
+from xtok.approval import oidc, relay_client, seal
+from xtok.approval.ci import RunIdentity
+from xtok.aws.session import AwsConfig
+from xtok.errors import AccessDenied, CredentialsRejected, Error, NotFound
+from xtok.refs import parse_ref
+from xtok.server.bootstrap import clean_environment
+
+RUN_KEY = "relay-key-for-tests-0123456789"
+ADMIN_ARN = f"arn:aws:iam::{ACCOUNT}:user/admin"
+GITHUB_ENV = {
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_REPOSITORY": "acme/app",
+    "GITHUB_WORKFLOW": "deploy",
+    "GITHUB_JOB": "prod",
+    "GITHUB_RUN_ID": "77",
+    "GITHUB_RUN_NUMBER": "12",
+    "GITHUB_SHA": "0badc0ffee",
+}
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    with Issuer().running() as running:
+        yield running
+
+
+@dataclass(frozen=True)
+class RelayProc:
+    url: str
+    proc: subprocess.Popen[str]
+
+
+def start_relay(
+    data: Path, sts_url: str, issuer_url: str, *approvers: str, extra: tuple[str, ...] = ()
+) -> RelayProc:
+    keys = data / "run-keys"
+    data.mkdir(parents=True, exist_ok=True)
+    keys.write_text(f"ci-without-oidc {hashlib.sha256(RUN_KEY.encode()).hexdigest()}\n")
+    args = ["--listen", "127.0.0.1:0", "--data", str(data), "--sts-url", sts_url]
+    args += ["--trust-issuer", issuer_url, "--run-keys", str(keys), *extra]
+    for arn in approvers or (ADMIN_ARN,):
+        args += ["--approver", arn]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xtok", "relay", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_environment(),
+    )
+    line = proc.stderr.readline() if proc.stderr else ""
+    found = re.search(r"relay on (\S+)", line)
+    if not found:
+        proc.kill()
+        raise AssertionError(f"relay did not start: {line}")
+    return RelayProc(found.group(1), proc)
+
+
+@pytest.fixture(scope="module")
+def relay(
+    xtok_server: DevServer, issuer: Issuer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RelayProc]:
+    running = start_relay(tmp_path_factory.mktemp("relay"), xtok_server.url, issuer.url)
+    yield running
+    running.proc.terminate()
+    running.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def approver_env(xtok_server: DevServer, issuer: Issuer, tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "approver.toml"
+    config.write_text(f'[oidc]\nissuers = ["{issuer.url}"]\n')
+    return {
+        **aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key),
+        "XTOK_APPROVER_CONFIG": str(config),
+        "XDG_STATE_HOME": str(tmp_path / "approver-state"),
+    }
+
+
+@pytest.fixture
+def run_env(xtok_server: DevServer, tmp_path: Path) -> dict[str, str]:
+    """A CI job's environment: no AWS credentials at all, only where the endpoint is."""
+    env = clean_environment()
+    env.update(
+        AWS_ENDPOINT_URL=xtok_server.url,
+        AWS_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        XTOK_STATE_DIR=str(tmp_path / "run-state"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def role(approver_env: dict[str, str], unique: str) -> tuple[str, str]:
+    secret = f"relay-{unique}/db"
+    assert run_xtok(["secret", "put", secret], approver_env, stdin=CANARY).code == 0
+    res = run_xtok(
+        [
+            "setup",
+            "aws",
+            "--role-name",
+            f"relay-{unique}",
+            "--trust",
+            ADMIN_ARN,
+            "--unsafe-no-mfa",
+            "--prefix",
+            f"relay-{unique}/",
+        ],
+        approver_env,
+    )
+    assert res.code == 0, res.err
+    return f"arn:aws:iam::{ACCOUNT}:role/relay-{unique}", secret
+
+
+class Waiting:
+    """A run side command in the background, waiting on the relay."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "xtok", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.err = ""
+        assert self.proc.stderr is not None
+        while "approver: xtok approve" not in self.err:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise AssertionError(f"the run did not post: {self.err}")
+            self.err += line
+        found = re.search(r"--pick ([0-9a-f]{16})", self.err)
+        assert found
+        self.id = found.group(1)
+
+    def finish(self) -> Result:
+        out, err = self.proc.communicate(timeout=60)
+        result = Result(self.proc.returncode, out, self.err + err)
+        assert CANARY not in result.both and "Traceback" not in result.err
+        return result
+
+
+def test_github_proven_request_approved_through_the_relay(
+    relay: RelayProc,
+    issuer: Issuer,
+    role: tuple[str, str],
+    run_env: dict[str, str],
+    approver_env: dict[str, str],
+) -> None:
+    role_arn, secret = role
+    env = {**run_env, **GITHUB_ENV, **issuer.github_env()}
+    waiting = Waiting(
+        ["request", "--secret", f"DB={secret}", "--role", role_arn, "--relay", relay.url, "--wait"],
+        env,
+    )
+    assert "proven by the CI's OIDC token" in waiting.err
+    listing = run_xtok(["approve", "--relay", relay.url], approver_env)
+    assert listing.code == 200 and waiting.id in listing.err and "verified acme/app" in listing.err
+    approved = run_xtok(
+        ["approve", "--relay", relay.url, "--pick", waiting.id, "--yes"], approver_env
+    )
+    assert approved.code == 0, approved.err
+    assert f"VERIFIED by {issuer.url} (bound to this request's key)" in approved.err
+    assert "claim:    repository = acme/app" in approved.err
+    assert "UNPROVEN" not in approved.err
+    done = waiting.finish()
+    assert done.code == 0, done.err
+    (sealed,) = done.out.split()
+    ran = run_xtok(
+        ["run", "--sealed", "--token-env", "SEALED", "--", "sh", "-c", 'echo "db=$DB"'],
+        {**run_env, "SEALED": sealed},
+    )
+    assert ran.code == 0 and "db=***" in ran.out, ran.err
+
+
+def test_denial_reaches_the_run_with_the_reason(
+    relay: RelayProc, role: tuple[str, str], run_env: dict[str, str], approver_env: dict[str, str]
+) -> None:
+    role_arn, secret = role
+    waiting = Waiting(
+        ["request", "--secret", f"DB={secret}", "--role", role_arn, "--relay", relay.url, "--wait"],
+        {**run_env, "XTOK_RELAY_KEY": RUN_KEY},
+    )
+    assert "UNPROVEN" in waiting.err
+    denied = run_xtok(
+        ["approve", "--relay", relay.url, "--pick", waiting.id, "--deny", "not on a Friday"],
+        approver_env,
+    )
+    assert denied.code == 0, denied.err
+    done = waiting.finish()
+    assert done.code == int(AccessDenied.exit_code)
+    assert f"denied by {ADMIN_ARN}: not on a Friday" in done.err
+    assert done.out == ""
+
+
+def test_one_process_gitlab_style_run_and_a_replay_refused(
+    relay: RelayProc,
+    issuer: Issuer,
+    role: tuple[str, str],
+    run_env: dict[str, str],
+    approver_env: dict[str, str],
+) -> None:
+    """GitLab's `id_tokens` give a fixed audience: the token proves the first key it is used
+    with; the same job token posted again with another key is refused by the relay."""
+    role_arn, secret = role
+    token = issuer.token("xtok", project_path="acme/app", sub="project_path:acme/app")
+    env = {**run_env, "GITLAB_CI": "true", "CI_PROJECT_PATH": "acme/app", oidc.TOKEN_ENV: token}
+    waiting = Waiting(
+        [
+            "run",
+            "--relay",
+            relay.url,
+            "--secret",
+            f"DB={secret}",
+            "--role",
+            role_arn,
+            "--",
+            "sh",
+            "-c",
+            'echo "db=$DB oidc=${XTOK_OIDC_TOKEN:-dropped}"',
+        ],
+        env,
+    )
+    replay = run_xtok(["request", "--secret", f"DB={secret}", "--relay", relay.url, "--wait"], env)
+    assert replay.code == int(AccessDenied.exit_code)
+    assert "already used to prove another request" in replay.err
+    approved = run_xtok(
+        ["approve", "--relay", relay.url, "--pick", waiting.id, "--yes"], approver_env
+    )
+    assert approved.code == 0, approved.err
+    assert "fixed audience: first use" in approved.err
+    done = waiting.finish()
+    assert done.code == 0, done.err
+    assert "db=*** oidc=dropped" in done.out
+
+
+def test_approver_rules_and_required_proof_refuse_before_minting(
+    relay: RelayProc,
+    issuer: Issuer,
+    role: tuple[str, str],
+    run_env: dict[str, str],
+    approver_env: dict[str, str],
+) -> None:
+    role_arn, secret = role
+    config = Path(approver_env["XTOK_APPROVER_CONFIG"])
+    config.write_text(
+        f'[oidc]\nissuers = ["{issuer.url}"]\nrequire_proof = true\n'
+        '[[oidc.require]]\nref = "refs/heads/main"\n'
+    )
+    args = ["request", "--secret", f"DB={secret}", "--role", role_arn, "--relay", relay.url]
+    unproven = Waiting([*args, "--wait"], {**run_env, "XTOK_RELAY_KEY": RUN_KEY})
+    res = run_xtok(["approve", "--relay", relay.url, "--pick", unproven.id, "--yes"], approver_env)
+    assert res.code == int(AccessDenied.exit_code) and "requires one" in res.err
+    issuer.claims["ref"] = "refs/heads/feature"
+    try:
+        dev = Waiting([*args, "--wait"], {**run_env, **GITHUB_ENV, **issuer.github_env()})
+    finally:
+        issuer.claims["ref"] = "refs/heads/main"
+    res = run_xtok(["approve", "--relay", relay.url, "--pick", dev.id, "--yes"], approver_env)
+    assert res.code == int(AccessDenied.exit_code)
+    assert "ref is 'refs/heads/feature', required 'refs/heads/main'" in res.err
+    assert "sealed token posted" not in res.err
+    for waiting in (unproven, dev):
+        waiting.proc.terminate()
+        waiting.proc.communicate(timeout=30)
+
+
+# -- the relay's own refusals, through its HTTP API -------------------------------------------
+
+
+def new_code(duration: int = 900) -> tuple[seal.RequestCode, object]:
+    return seal.new_request_in_memory(RunIdentity(), (parse_ref("DB=x"),), duration, None)
+
+
+@pytest.fixture
+def admin(xtok_server: DevServer, monkeypatch: pytest.MonkeyPatch) -> AwsConfig:
+    for key, value in aws_env(
+        xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key
+    ).items():
+        monkeypatch.setenv(key, value)
+    return AwsConfig()
+
+
+def refused(call: Callable[[], object], cls: type[Error], text: str) -> None:
+    with pytest.raises(cls) as info:
+        call()
+    assert text in info.value.message, info.value.message
+
+
+def test_posting_needs_a_proof_or_a_relay_key(relay: RelayProc) -> None:
+    client = relay_client.Relay(relay.url)
+    code, _ = new_code()
+    refused(lambda: client.post(code.encode(), None, None), CredentialsRejected, "OIDC token")
+    refused(lambda: client.post(code.encode(), None, "wrong"), CredentialsRejected, "OIDC token")
+    assert client.post(code.encode(), None, RUN_KEY)["id"] == code.id
+    refused(lambda: client.post(code.encode(), None, RUN_KEY), relay_client.RelayError, "exists")
+
+
+def test_relay_refuses_a_proof_bound_to_another_key(relay: RelayProc, issuer: Issuer) -> None:
+    client = relay_client.Relay(relay.url)
+    code, _ = new_code()
+    other, _ = new_code()
+    token = issuer.token(oidc.binding_audience(other))
+    refused(lambda: client.post(code.encode(), token, None), CredentialsRejected, "another")
+
+
+def test_approver_login_is_bound_to_the_relay_and_the_allowed_arns(
+    relay: RelayProc, admin: AwsConfig, xtok_server: DevServer, tmp_path: Path
+) -> None:
+    client = relay_client.Relay(relay.url)
+    assert client.login(admin) == ADMIN_ARN
+    proof = relay_client.caller_proof(admin, "http://127.0.0.1:1/other-relay")
+    refused(lambda: client.call("POST", "/v1/session", proof), CredentialsRejected, "another relay")
+    tampered = relay_client.caller_proof(admin, relay.url)
+    tampered["headers"]["X-Amz-Date"] = "20200101T000000Z"
+    refused(lambda: client.call("POST", "/v1/session", tampered), CredentialsRejected, "STS")
+    strict = start_relay(
+        tmp_path / "strict", xtok_server.url, "http://127.0.0.1:1", "arn:aws:iam::*:user/bob"
+    )
+    try:
+        refused(
+            lambda: relay_client.Relay(strict.url).login(admin), AccessDenied, "not an approver"
+        )
+    finally:
+        strict.proc.terminate()
+        strict.proc.wait(timeout=30)
+
+
+def test_answers_are_checked_and_only_the_run_reads_them(
+    relay: RelayProc, admin: AwsConfig
+) -> None:
+    run = relay_client.Relay(relay.url)
+    code, _ = new_code()
+    posted = run.post(code.encode(), None, RUN_KEY)
+    approver = relay_client.Relay(relay.url)
+    approver.login(admin)
+    other, _ = new_code()
+    from xtok.tokens import token as tokens
+
+    creds = tokens.parse(
+        "AQoDYXdzEJr:AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    )
+    wrong = seal.seal(other, creds).encode()
+    refused(lambda: approver.approve(code.id, wrong), relay_client.RelayError, "another request")
+    refused(lambda: approver.deny(code.id, "bad\x1b[31m"), relay_client.RelayError, "one line")
+    refused(lambda: run.wait(code.id, "not-the-secret", 0), NotFound, "no such request")
+    approver.deny(code.id, "no")
+    refused(lambda: approver.deny(code.id, "again"), relay_client.RelayError, "no longer pending")
+    assert run.wait(code.id, posted["wait_secret"], 0)["reason"] == "no"
+
+
+def test_unanswered_request_expires_and_the_wait_ends(relay: RelayProc) -> None:
+    run = relay_client.Relay(relay.url)
+    code, _ = new_code(duration=1)
+    posted = run.post(code.encode(), None, RUN_KEY)
+    started = time.monotonic()
+    assert run.wait(code.id, posted["wait_secret"], 10)["state"] == "expired"
+    assert time.monotonic() - started < 9  # the long poll ended with the expiry, not the wait
+
+
+def test_rate_limit_per_poster(xtok_server: DevServer, issuer: Issuer, tmp_path: Path) -> None:
+    limited = start_relay(tmp_path / "limited", xtok_server.url, issuer.url)
+    try:
+        run = relay_client.Relay(limited.url)
+        for _ in range(10):
+            run.post(new_code()[0].encode(), None, RUN_KEY)
+        with pytest.raises(relay_client.RelayError) as info:
+            run.post(new_code()[0].encode(), None, RUN_KEY)
+        assert "too many" in info.value.message and "retry in" in (info.value.tip or "")
+    finally:
+        limited.proc.terminate()
+        limited.proc.wait(timeout=30)
+
+
+def test_dev_server_serves_the_relay(xtok_server: DevServer, admin: AwsConfig) -> None:
+    url = xtok_server.url + "/relay"
+    run = relay_client.Relay(url)
+    code, _ = new_code()
+    posted = run.post(code.encode(), None, None)  # dev mode: open posting, unproven
+    approver = relay_client.Relay(url)
+    assert approver.login(admin) == ADMIN_ARN
+    assert [e["id"] for e in approver.pending() if e["id"] == code.id] == [code.id]
+    approver.deny(code.id, "dev")
+    assert run.wait(code.id, posted["wait_secret"], 5)["state"] == "denied"
