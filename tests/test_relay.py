@@ -5,19 +5,18 @@ the relay or the approver's xtok must refuse."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import ACCOUNT, CANARY, DevServer, Result, aws_env, run_xtok
 from oidc_standin import Issuer
+from relay_support import ADMIN_ARN, RUN_KEY, RelayProc, start_relay
 
 from xtok.approval import oidc, relay_client, seal
 from xtok.approval.ci import RunIdentity
@@ -26,8 +25,6 @@ from xtok.errors import AccessDenied, CredentialsRejected, Error, NotFound
 from xtok.refs import parse_ref
 from xtok.server.bootstrap import clean_environment
 
-RUN_KEY = "relay-key-for-tests-0123456789"
-ADMIN_ARN = f"arn:aws:iam::{ACCOUNT}:user/admin"
 GITHUB_ENV = {
     "GITHUB_ACTIONS": "true",
     "GITHUB_REPOSITORY": "acme/app",
@@ -43,36 +40,6 @@ GITHUB_ENV = {
 def issuer() -> Iterator[Issuer]:
     with Issuer().running() as running:
         yield running
-
-
-@dataclass(frozen=True)
-class RelayProc:
-    url: str
-    proc: subprocess.Popen[str]
-
-
-def start_relay(
-    data: Path, sts_url: str, issuer_url: str, *approvers: str, extra: tuple[str, ...] = ()
-) -> RelayProc:
-    keys = data / "run-keys"
-    data.mkdir(parents=True, exist_ok=True)
-    keys.write_text(f"ci-without-oidc {hashlib.sha256(RUN_KEY.encode()).hexdigest()}\n")
-    args = ["--listen", "127.0.0.1:0", "--data", str(data), "--sts-url", sts_url]
-    args += ["--trust-issuer", issuer_url, "--run-keys", str(keys), *extra]
-    for arn in approvers or (ADMIN_ARN,):
-        args += ["--approver", arn]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xtok", "relay", *args],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_environment(),
-    )
-    line = proc.stderr.readline() if proc.stderr else ""
-    found = re.search(r"relay on (\S+)", line)
-    if not found:
-        proc.kill()
-        raise AssertionError(f"relay did not start: {line}")
-    return RelayProc(found.group(1), proc)
 
 
 @pytest.fixture(scope="module")

@@ -181,6 +181,7 @@ def post_and_wait(
     proven = "proven by the CI's OIDC token" if proof else "UNPROVEN (no OIDC token)"
     note(f"request {rid} (key {request.fingerprint}) posted to {relay.url}, {proven}")
     note(f"approver: xtok approve --relay {relay.url} --pick {rid}")
+    _job_summary(env, f"xtok approve --relay {relay.url} --pick {rid}", rid, proven)
     try:
         while True:
             left = expires - int(time.time())
@@ -204,6 +205,16 @@ def post_and_wait(
     except KeyboardInterrupt:
         relay.cancel(rid, secret)
         raise
+
+
+def _job_summary(env: Mapping[str, str], line: str, rid: str, proven: str) -> None:
+    """GitHub Actions: the request and the approver's command in the job summary."""
+    path = env.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"### xtok: request `{rid}` waits for an approval\n\n{proven}\n\n")
+        f.write(f"```\n{line}\n```\n")
 
 
 @dataclass(frozen=True)

@@ -74,10 +74,17 @@ def _exit_code_table() -> str:
     metavar="DURATION",
     default="15m",
     show_default=True,
+    envvar="XTOK_DURATION",
+    show_envvar=True,
     help="With --relay: the lifetime to request.",
 )
 @click.option(
-    "--role", "role_arn", metavar="ARN", help="With --relay: the role the approver should assume."
+    "--role",
+    "role_arn",
+    metavar="ARN",
+    envvar="XTOK_ROLE",
+    show_envvar=True,
+    help="With --relay: the role the approver should assume.",
 )
 @click.option(
     "--min-ttl",
