@@ -8,6 +8,16 @@
 // 3. The approver's sealed token opens only here, once: `xtok run --sealed` fetches the
 //    secrets and runs the command with them, its output masked.
 // The token reaches xtok through the environment; it is never part of a `sh` script text.
+//
+// With a relay there is no input step and the approver needs no Jenkins API token:
+//
+//   withExplodingToken(relay: 'https://relay.example.com', secrets: [DB_PASS: 'prod/db'],
+//                      oidcCredentialsId: 'xtok-id-token') { './deploy.sh' }
+//
+// One `xtok run --relay` process requests, waits for the approver (`xtok approve --relay`),
+// opens the sealed token and runs the command: the one-time key never touches disk. The
+// build's ID token (OpenID Connect Provider plugin credential, audience `xtok`) proves the
+// request; without it, a relay key (`relayKeyCredentialsId`) admits it, unproven.
 
 def call(Map args = [:], Closure body = null) {
     Map secrets = args.secrets ?: [:]
@@ -28,6 +38,10 @@ def call(Map args = [:], Closure body = null) {
     words += ['--duration', (args.duration ?: '15m').toString()]
     if (args.role) {
         words += ['--role', args.role.toString()]
+    }
+    if (args.relay) {
+        runViaRelay(args, words.drop(2), command)
+        return
     }
     String request = sh(script: shellWords(words), returnStdout: true, label: 'xtok request').trim()
     // Without a Jenkins URL configured there is no BUILD_URL: then the approver pastes the token.
@@ -51,6 +65,24 @@ def call(Map args = [:], Closure body = null) {
         sh(script: shellWords(['xtok', 'run', '--sealed', '--token-env', 'XTOK_TOKEN', '--']) +
                ' ' + command,
            label: 'xtok run --sealed')
+    }
+}
+
+private void runViaRelay(Map args, List<String> options, String command) {
+    String script = shellWords(['xtok', 'run', '--relay', args.relay.toString()] + options +
+                               ['--']) + ' ' + command
+    List bindings = []
+    if (args.oidcCredentialsId) {
+        bindings << string(credentialsId: args.oidcCredentialsId, variable: 'XTOK_OIDC_TOKEN')
+    }
+    if (args.relayKeyCredentialsId) {
+        bindings << string(credentialsId: args.relayKeyCredentialsId, variable: 'XTOK_RELAY_KEY')
+    }
+    Closure run = { sh(script: script, label: 'xtok run --relay') }
+    if (bindings) {
+        withCredentials(bindings, run)
+    } else {
+        run()
     }
 }
 
