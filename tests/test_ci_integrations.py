@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ACCOUNT, CANARY, ROOT, Result, aws_env, run_xtok
-from oidc_standin import Issuer
 from relay_support import ADMIN_ARN, RelayProc, start_relay
 
 from xtok.approval import relay_client
+from xtok.approval.oidc_standin import Issuer
 from xtok.aws.session import AwsConfig
 from xtok.server.bootstrap import clean_environment, spawn_dev
 

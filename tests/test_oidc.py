@@ -13,10 +13,10 @@ from pathlib import Path
 
 import jwt
 import pytest
-from oidc_standin import Issuer
 
 from xtok.approval import oidc, seal
 from xtok.approval.ci import RunIdentity
+from xtok.approval.oidc_standin import Issuer
 from xtok.approval.request import RequestCode
 from xtok.refs import parse_ref
 

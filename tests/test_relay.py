@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from conftest import ACCOUNT, CANARY, DevServer, Result, aws_env, run_xtok
-from oidc_standin import Issuer
 from relay_support import ADMIN_ARN, RUN_KEY, RelayProc, start_relay
 
 from xtok.approval import oidc, relay_client, seal
 from xtok.approval.ci import RunIdentity
+from xtok.approval.oidc_standin import Issuer
 from xtok.aws.session import AwsConfig
 from xtok.errors import AccessDenied, CredentialsRejected, Error, NotFound
 from xtok.refs import parse_ref
@@ -145,7 +145,7 @@ def test_github_proven_request_approved_through_the_relay(
     )
     assert "proven by the CI's OIDC token" in waiting.err
     listing = run_xtok(["approve", "--relay", relay.url], approver_env)
-    assert listing.code == 200 and waiting.id in listing.err and "verified acme/app" in listing.err
+    assert listing.code == 0 and waiting.id in listing.err and "verified acme/app" in listing.err
     approved = run_xtok(
         ["approve", "--relay", relay.url, "--pick", waiting.id, "--yes"], approver_env
     )

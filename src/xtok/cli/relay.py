@@ -225,7 +225,9 @@ class Reviewed:
     entry: Mapping[str, Any]
 
 
-def pick_from_inbox(relay_url: str, aws: Any, pick: str | None) -> Reviewed:
+def pick_from_inbox(relay_url: str, aws: Any, pick: str | None) -> Reviewed | None:
+    """The request to review: `pick`, or one chosen from the listed inbox (on a terminal;
+    elsewhere the list is the answer: None)."""
     from xtok.approval.relay_client import Relay
     from xtok.approval.request import RequestCode
 
@@ -259,7 +261,8 @@ def pick_from_inbox(relay_url: str, aws: Any, pick: str | None) -> Reviewed:
             err=True,
         )
     if not stdin_is_tty():
-        raise UsageError("pick a request", tip="pass --pick ID (the second column)")
+        note("review and answer one with --pick ID (the second column)")
+        return None
     number = click.prompt("Request number", type=click.IntRange(1, len(entries)), err=True)
     return Reviewed(relay, entries[number - 1])
 

@@ -324,6 +324,8 @@ def approve_cmd(
         reviewed = relay_cli.pick_from_inbox(
             relay_url or os.environ.get("XTOK_RELAY_URL") or "", aws, pick
         )
+        if reviewed is None:
+            return
         if deny_reason is not None:
             relay_cli.deny(reviewed, deny_reason)
             return

@@ -140,15 +140,18 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
 
 
-def spawn_dev(*extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """Start `xtok server --dev --listen 127.0.0.1:0 EXTRA…` as a subprocess and return it with
-    the variables of the `export` line it prints (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, …)."""
+def spawn_dev(
+    *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start `xtok server --dev --listen 127.0.0.1:0 EXTRA…` as a subprocess (a clean
+    environment plus `env`) and return it with the variables of the `export` line it prints
+    (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, …)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "xtok", "server", "--dev", "--listen", "127.0.0.1:0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=clean_environment(),
+        env={**clean_environment(), **(env or {})},
     )
     line = proc.stdout.readline() if proc.stdout else ""
     if not line.startswith("export "):

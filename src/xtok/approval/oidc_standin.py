@@ -1,9 +1,9 @@
-"""A loopback stand-in for a CI's OIDC issuer (discovery + JWKS + test keys) and for GitHub's
-ID-token request endpoint (ACTIONS_ID_TOKEN_REQUEST_URL / _TOKEN).
+"""A loopback stand-in for a CI's OIDC issuer (discovery + JWKS + keys) and for GitHub's
+ID-token request endpoint (ACTIONS_ID_TOKEN_REQUEST_URL / _TOKEN), for `xtok demo` and the tests.
 
-A mock at a true boundary: GitHub's and GitLab's issuers cannot be reached from the tests. It
-serves what they publish (RFC 8414-style discovery, a JWKS with RS256 keys by `kid`) and signs
-tokens with PyJWT; every check on them is xtok's real code.
+It plays GitHub's and GitLab's issuers where they cannot be reached: it serves what they publish
+(OIDC discovery, a JWKS with an RS256 key by `kid`) and signs tokens with PyJWT; every check on
+them is xtok's real code. Never trust it: add its URL to trusted issuers only in a demo or test.
 """
 
 from __future__ import annotations
