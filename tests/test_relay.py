@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -372,3 +373,40 @@ def test_dev_server_serves_the_relay(xtok_server: DevServer, admin: AwsConfig) -
     assert [e["id"] for e in approver.pending() if e["id"] == code.id] == [code.id]
     approver.deny(code.id, "dev")
     assert run.wait(code.id, posted["wait_secret"], 5)["state"] == "denied"
+
+
+def test_events_long_poll_and_purge_after_keep(
+    xtok_server: DevServer, issuer: Issuer, admin: AwsConfig, tmp_path: Path
+) -> None:
+    """An inbox follows changes without reloading; answered requests are kept for --keep, then
+    purged (and say so in the events)."""
+    short = start_relay(tmp_path / "keep", xtok_server.url, issuer.url, extra=("--keep", "1s"))
+    try:
+        approver = relay_client.Relay(short.url)
+        approver.login(admin)
+        start = approver.call("GET", "/v1/events?after=0")
+        assert start == {"events": [], "next": 0}
+        code, _ = new_code()
+
+        def post_soon() -> None:
+            time.sleep(0.5)
+            relay_client.Relay(short.url).post(code.encode(), None, RUN_KEY)
+
+        poster = threading.Thread(target=post_soon)
+        poster.start()
+        woke = approver.call("GET", "/v1/events?after=0&wait=20")
+        poster.join()
+        assert [(e["id"], e["state"]) for e in woke["events"]] == [(code.id, "pending")]
+        approver.deny(code.id, "no")
+        answered = approver.call("GET", f"/v1/events?after={woke['next']}")
+        assert [e["state"] for e in answered["events"]] == ["denied"]
+        listed = approver.call("GET", "/v1/requests?state=all")["requests"]
+        assert [(r["id"], r["state"], r["reason"]) for r in listed] == [(code.id, "denied", "no")]
+        assert approver.pending() == []
+        time.sleep(2.1)
+        refused(lambda: approver.get(code.id), NotFound, "no such request")
+        later = approver.call("GET", f"/v1/events?after={answered['next']}")
+        assert [e["state"] for e in later["events"]] == ["purged"]
+    finally:
+        short.proc.terminate()
+        short.proc.wait(timeout=30)
