@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ACCOUNT, CANARY, DevServer, Result, aws_env, run_xtok
-from relay_support import ADMIN_ARN, RUN_KEY, RelayProc, start_relay
+from relay_support import ADMIN_ARN, RUN_KEY, RelayProc, self_signed, start_relay
 
 from xtok.approval import oidc, relay_client, seal
 from xtok.approval.ci import RunIdentity
@@ -410,3 +410,40 @@ def test_events_long_poll_and_purge_after_keep(
     finally:
         short.proc.terminate()
         short.proc.wait(timeout=30)
+
+
+def test_relay_over_tls(
+    xtok_server: DevServer,
+    issuer: Issuer,
+    role: tuple[str, str],
+    run_env: dict[str, str],
+    approver_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """--tls-cert/--tls-key serve HTTPS; clients verify the certificate (here a self-signed one
+    they are told to trust) and fail closed without it."""
+    cert, key = self_signed(tmp_path)
+    tls = start_relay(
+        tmp_path / "tls",
+        xtok_server.url,
+        issuer.url,
+        extra=("--tls-cert", str(cert), "--tls-key", str(key)),
+    )
+    try:
+        assert tls.url.startswith("https://127.0.0.1:")
+        role_arn, secret = role
+        args = ["request", "--secret", f"DB={secret}", "--role", role_arn]
+        args += ["--relay", tls.url, "--wait"]
+        untrusted = run_xtok(args, {**run_env, "XTOK_RELAY_KEY": RUN_KEY})
+        assert untrusted.code == 206 and "cannot reach the relay" in untrusted.err
+        trusting = {"SSL_CERT_FILE": str(cert)}
+        waiting = Waiting(args, {**run_env, "XTOK_RELAY_KEY": RUN_KEY, **trusting})
+        denied = run_xtok(
+            ["approve", "--relay", tls.url, "--pick", waiting.id, "--deny", "over TLS"],
+            {**approver_env, **trusting},
+        )
+        assert denied.code == 0, denied.err
+        assert "denied by" in waiting.finish().err
+    finally:
+        tls.proc.terminate()
+        tls.proc.wait(timeout=30)

@@ -71,6 +71,10 @@ class ProofRefused(AccessDenied):
     """The request's OIDC proof does not hold, or does not meet the approver's rules."""
 
 
+class ProofReplayed(ProofRefused):
+    """A fixed-audience ID token already proved another request's key."""
+
+
 @dataclass(frozen=True)
 class Trust:
     """Whom an approver (or the relay) believes, and what an approver requires."""
@@ -210,7 +214,7 @@ def _check_binding(
     if seen is not None and not seen.claim(
         token_hash(token), request.digest().hex(), int(claims["exp"])
     ):
-        raise ProofRefused(
+        raise ProofReplayed(
             "the request's OIDC token was already used to prove another request's key (a replay)",
             tip="the run must start a new job to get a new token",
         )

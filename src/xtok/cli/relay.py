@@ -15,10 +15,11 @@ import click
 
 from xtok.cli.app import cli, note, stdin_is_tty, warn
 from xtok.duration import format_duration
-from xtok.errors import AccessDenied, Error, TokenExpired, UsageError
+from xtok.errors import AccessDenied, Error, NetworkError, TokenExpired, UsageError
 
 DEFAULT_LISTEN = "127.0.0.1:4577"
 POLL = 50  # seconds per long poll: under common proxies' idle timeouts
+RETRIES = 5  # consecutive network failures tolerated while waiting
 
 
 def printable(value: object, limit: int = 200) -> str:
@@ -182,6 +183,7 @@ def post_and_wait(
     note(f"request {rid} (key {request.fingerprint}) posted to {relay.url}, {proven}")
     note(f"approver: xtok approve --relay {relay.url} --pick {rid}")
     _job_summary(env, f"xtok approve --relay {relay.url} --pick {rid}", rid, proven)
+    failures = 0
     try:
         while True:
             left = expires - int(time.time())
@@ -190,7 +192,16 @@ def post_and_wait(
                     f"request {rid}: no answer in time", tip="ask an approver, then run again"
                 )
             note(f"waiting for an approval: {format_duration(left)} left")
-            answer = relay.wait(rid, secret, min(POLL, left))
+            try:
+                answer = relay.wait(rid, secret, min(POLL, left))
+                failures = 0
+            except NetworkError as exc:
+                failures += 1
+                if failures > RETRIES:
+                    raise
+                note(f"{exc.message}; retrying")
+                time.sleep(min(2**failures, 30))
+                continue
             state = answer.get("state")
             if state == "approved" and isinstance(answer.get("sealed"), str):
                 note(f"approved by {printable(answer.get('approver'))}")

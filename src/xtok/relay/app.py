@@ -47,6 +47,7 @@ MAX_WAIT = 60
 SESSION_LIFE = 900
 POSTS_PER_MINUTE = 10
 PENDING_PER_POSTER = 20
+POSTS_PER_ADDRESS = 60
 LOGINS_PER_MINUTE = 10
 REASON_LIMIT = 200
 _ID = re.compile(r"[0-9a-f]{16}")
@@ -100,6 +101,7 @@ class Relay:
         self.store, self.config, self.clock = store, config, clock
         self.posts = Limiter(POSTS_PER_MINUTE)
         self.logins = Limiter(LOGINS_PER_MINUTE)
+        self.addresses = Limiter(POSTS_PER_ADDRESS)
         self._changed = asyncio.Event()
 
     def now(self) -> int:
@@ -130,6 +132,8 @@ class Relay:
             raise Failure(400, "bad_request", exc.message) from None
         if not _ID.fullmatch(code.id):
             raise Failure(400, "bad_request", "the request id is not 16 hex digits")
+        # Per address before any proof check: unknown key ids make the relay fetch JWKS.
+        self.addresses.hit(request.client.host if request.client else "?", self.clock())
         poster = await self._poster(request, code, proof)
         now = self.now()
         self.posts.hit(poster["poster"], now)
@@ -163,10 +167,8 @@ class Relay:
                 verified = await run_in_threadpool(
                     oidc.verify, proof, code, self.config.trust, self.store
                 )
-            except oidc.ProofRefused as exc:
-                if "replay" in exc.message:
-                    raise Failure(409, "conflict", exc.message) from None
-                raise _failure_for(exc) from None
+            except oidc.ProofReplayed as exc:
+                raise Failure(409, "conflict", exc.message) from None
             except Error as exc:
                 raise _failure_for(exc) from None
             subject = str(verified.claims.get("sub", ""))
