@@ -75,7 +75,7 @@ def _failure_for(exc: Error) -> Failure:
         CredentialsRejected: (401, "unauthenticated"),
         oidc.ProofRefused: (401, "unauthenticated"),
         AccessDenied: (403, "forbidden"),
-        NetworkError: (502, "sts_unavailable"),
+        NetworkError: (502, "upstream_unavailable"),
     }.get(type(exc), (400, "bad_request"))
     return Failure(status, code, exc.message)
 
