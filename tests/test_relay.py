@@ -447,3 +447,15 @@ def test_relay_over_tls(
     finally:
         tls.proc.terminate()
         tls.proc.wait(timeout=30)
+
+
+def test_unproven_request_says_so_on_the_approve_screen(
+    role: tuple[str, str], run_env: dict[str, str], approver_env: dict[str, str]
+) -> None:
+    role_arn, secret = role
+    code = run_xtok(["request", "--secret", f"DB={secret}", "--role", role_arn], run_env)
+    assert code.code == 0, code.err
+    res = run_xtok(["approve", code.out.strip(), "--yes"], approver_env)
+    assert res.code == 0, res.err
+    assert "identity: UNPROVEN: CI, job, build and commit above are only claimed" in res.err
+    assert "VERIFIED" not in res.err
