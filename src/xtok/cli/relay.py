@@ -351,3 +351,10 @@ def run_via_relay(
     request, key = seal.new_request_in_memory(ci.detect(env), tuple(refs), duration, role)
     sealed = seal.SealedToken.parse(post_and_wait(relay_url, request, env))
     return request, seal.open_with_key(sealed, request, key)
+
+
+def offer_denial(reviewed: Reviewed) -> None:
+    """On a terminal, after a "no": deny on the relay with a reason, or leave it pending."""
+    reason = str(click.prompt("Reason to deny (empty: leave it pending)", default="", err=True))
+    if reason.strip():
+        deny(reviewed, reason.strip())

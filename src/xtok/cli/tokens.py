@@ -360,6 +360,8 @@ def approve_cmd(
         if not stdin_is_tty() or code == "-":
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
         if not click.confirm("Approve?", default=False, err=True):
+            if reviewed is not None:
+                relay_cli.offer_denial(reviewed)
             raise Interrupted("not approved: nothing was minted")
     req = MintRequest(
         duration=request.duration,
