@@ -459,3 +459,50 @@ def test_unproven_request_says_so_on_the_approve_screen(
     assert res.code == 0, res.err
     assert "identity: UNPROVEN: CI, job, build and commit above are only claimed" in res.err
     assert "VERIFIED" not in res.err
+
+
+def test_interactive_pick_decline_and_deny_on_a_terminal(
+    relay: RelayProc, role: tuple[str, str], run_env: dict[str, str], approver_env: dict[str, str]
+) -> None:
+    """On a terminal: the inbox is listed, a number picks, "no" offers a denial with a reason."""
+    import pty
+    import select
+
+    role_arn, secret = role
+    args = ["request", "--secret", f"DB={secret}", "--role", role_arn, "--relay", relay.url]
+    waiting = Waiting([*args, "--wait"], {**run_env, "XTOK_RELAY_KEY": RUN_KEY})
+    primary, secondary = pty.openpty()
+    approver = subprocess.Popen(
+        [sys.executable, "-m", "xtok", "approve", "--relay", relay.url],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=approver_env,
+    )
+    os.close(secondary)
+    seen = b""
+
+    def expect(text: bytes) -> None:
+        nonlocal seen
+        while text not in seen:
+            ready, _, _ = select.select([primary], [], [], 60)
+            assert ready, f"timed out waiting for {text!r}: {seen!r}"
+            chunk = os.read(primary, 4096)
+            assert chunk, seen.decode(errors="replace")
+            seen += chunk
+
+    expect(b"Request number")
+    number = next(
+        line.split()[0]
+        for line in seen.decode(errors="replace").splitlines()
+        if waiting.id in line and line.split()[0].isdigit()
+    )
+    os.write(primary, number.encode() + b"\n")
+    expect(b"Approve?")
+    os.write(primary, b"n\n")
+    expect(b"Reason to deny")
+    os.write(primary, b"wrong branch\n")
+    assert approver.wait(timeout=60) == 210  # not approved: nothing was minted
+    os.close(primary)
+    done = waiting.finish()
+    assert "denied by" in done.err and "wrong branch" in done.err
