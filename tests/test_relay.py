@@ -305,6 +305,9 @@ def test_approver_login_is_bound_to_the_relay_and_the_allowed_arns(
     tampered = relay_client.caller_proof(admin, relay.url)
     tampered["headers"]["X-Amz-Date"] = "20200101T000000Z"
     refused(lambda: client.call("POST", "/v1/session", tampered), CredentialsRejected, "STS")
+    injected = relay_client.caller_proof(admin, relay.url)
+    injected["headers"]["X-Amz-Date"] += "\r\nX-Evil: 1"
+    refused(lambda: client.call("POST", "/v1/session", injected), Error, "malformed")
     strict = start_relay(
         tmp_path / "strict", xtok_server.url, "http://127.0.0.1:1", "arn:aws:iam::*:user/bob"
     )

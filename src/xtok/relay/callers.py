@@ -27,6 +27,7 @@ AWS_STS_URL = "https://sts.amazonaws.com/"
 _SIGNED = re.compile(r"SignedHeaders=([a-z0-9;_-]+)")
 _FORWARDED = ("authorization", "x-amz-date", "x-amz-security-token", "content-type")
 _TIMEOUT = 10
+_HEADER = re.compile(r"[A-Za-z0-9-]{1,64}:[\x20-\x7e]{0,2048}")  # no CR/LF: nothing to inject
 
 
 def normalize(url: str) -> str:
@@ -48,6 +49,8 @@ def check_proof(proof: Any, sts_url: str, relay_url: str) -> tuple[str, dict[str
         raise UsageError("the proof's body is not base64") from None
     if body != BODY:
         raise CredentialsRejected("the proof is not a GetCallerIdentity request")
+    if len(headers) > 30 or not all(_HEADER.fullmatch(f"{k}:{v}") for k, v in headers.items()):
+        raise UsageError("the proof's headers are malformed")
     lower = {str(k).lower(): str(v) for k, v in headers.items()}
     signed = _SIGNED.search(lower.get("authorization", ""))
     if not signed or RELAY_HEADER not in signed.group(1).split(";"):
