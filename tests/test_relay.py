@@ -509,3 +509,16 @@ def test_interactive_pick_decline_and_deny_on_a_terminal(
     os.close(primary)
     done = waiting.finish()
     assert "denied by" in done.err and "wrong branch" in done.err
+
+
+def test_wait_needs_a_relay(run_env: dict[str, str]) -> None:
+    res = run_xtok(["request", "--secret", "DB=x", "--wait"], run_env)
+    assert res.code == 200 and "no relay given" in res.err and "XTOK_RELAY_URL" in res.err
+    plain = run_xtok(["request", "--secret", "DB=x", "--relay", "http://example.com"], run_env)
+    assert plain.code == 0 and plain.out.startswith("xtokr1.")  # no --wait: the code, as before
+    keys = set(Path(run_env["XTOK_STATE_DIR"]).glob("*.json"))
+    res = run_xtok(
+        ["request", "--secret", "DB=x", "--relay", "http://example.com", "--wait"], run_env
+    )
+    assert res.code == 200 and "is not https://" in res.err
+    assert set(Path(run_env["XTOK_STATE_DIR"]).glob("*.json")) == keys  # no key for nothing

@@ -253,8 +253,10 @@ def request_cmd(
     identity = ci.identify(
         os.environ, ci=ci_kind, job=job, build=build, url=build_url, commit=commit
     )
-    if wait and not relay_url:
-        raise UsageError("--wait needs a relay", tip="pass --relay URL or set XTOK_RELAY_URL")
+    if wait:
+        from xtok.approval.relay_client import check_url
+
+        relay_url = check_url(relay_url)  # before a key is made for nothing
     request = seal.new_request(
         identity, tuple(refs), seconds, role_arn, state_dir or seal.default_state_dir()
     )
