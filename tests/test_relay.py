@@ -47,7 +47,12 @@ def issuer() -> Iterator[Issuer]:
 def relay(
     xtok_server: DevServer, issuer: Issuer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RelayProc]:
-    running = start_relay(tmp_path_factory.mktemp("relay"), xtok_server.url, issuer.url)
+    running = start_relay(
+        tmp_path_factory.mktemp("relay"),
+        xtok_server.url,
+        issuer.url,
+        extra=("--posts-per-minute", "1000", "--logins-per-minute", "1000"),
+    )
     yield running
     running.proc.terminate()
     running.proc.wait(timeout=30)

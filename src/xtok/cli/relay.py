@@ -1,35 +1,16 @@
-"""The relay: `xtok relay` serves it; the run side posts and waits (`xtok request --wait`,
-`xtok run --relay`); the approver side lists and answers (`xtok approve --relay`)."""
+"""`xtok relay`: serve the relay (the run and approver sides are in xtok.cli.relay_flows)."""
 
 from __future__ import annotations
 
 import os
-import time
-import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
-from xtok.cli.app import cli, note, stdin_is_tty, warn
-from xtok.duration import format_duration
-from xtok.errors import AccessDenied, Error, NetworkError, TokenExpired, UsageError
+from xtok.cli.app import cli, note, warn
+from xtok.errors import UsageError
 
 DEFAULT_LISTEN = "127.0.0.1:4577"
-POLL = 50  # seconds per long poll: under common proxies' idle timeouts
-RETRIES = 5  # consecutive network failures tolerated while waiting
-
-
-def printable(value: object, limit: int = 200) -> str:
-    """A hostile value for a terminal: control, format (bidi) and separator characters are
-    shown as escapes."""
-    text = str(value)[:limit]
-    return "".join(
-        c if c == " " or (c.isprintable() and unicodedata.category(c) != "Cf") else ascii(c)[1:-1]
-        for c in text
-    )
 
 
 @cli.command("relay")
@@ -89,6 +70,20 @@ def printable(value: object, limit: int = 200) -> str:
 )
 @click.option("--keep", default="1h", show_default=True, help="Keep answered requests this long.")
 @click.option(
+    "--posts-per-minute",
+    type=click.IntRange(1, 10_000),
+    default=10,
+    show_default=True,
+    help="Requests one poster (CI identity or relay key) may post per minute.",
+)
+@click.option(
+    "--logins-per-minute",
+    type=click.IntRange(1, 10_000),
+    default=30,
+    show_default=True,
+    help="Approver logins per minute from one client address.",
+)
+@click.option(
     "--tls-cert",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="TLS certificate (PEM); with --tls-key.",
@@ -108,6 +103,8 @@ def relay_cmd(
     audience: str,
     run_keys: Path | None,
     keep: str,
+    posts_per_minute: int,
+    logins_per_minute: int,
     tls_cert: Path | None,
     tls_key: Path | None,
 ) -> None:
@@ -142,6 +139,8 @@ def relay_cmd(
             issuers=(*oidc.DEFAULT_ISSUERS, *(i.rstrip("/") for i in issuers)), audience=audience
         ),
         run_keys=_read_run_keys(run_keys) if run_keys else {},
+        posts_per_minute=posts_per_minute,
+        logins_per_minute=logins_per_minute,
     )
     app = create(config, directory / "relay.db", keep=parse_duration(keep))
     note(f"relay on {url} (data {directory})")
@@ -158,203 +157,3 @@ def _read_run_keys(path: Path) -> dict[str, str]:
             raise UsageError(f"{path}:{number}: expected `NAME SHA256HEX`")
         keys[words[1].lower()] = words[0]
     return keys
-
-
-class NotApproved(AccessDenied):
-    """The approver denied the request."""
-
-
-def post_and_wait(
-    relay_url: str, request: Any, env: Mapping[str, str], timeout: int | None = None
-) -> str:
-    """Post `request` (with the CI's ID token when there is one), wait for its answer and
-    return the sealed token; raise with the approver's reason on denial, or on expiry."""
-    from xtok.approval import oidc
-    from xtok.approval.relay_client import KEY_ENV, Relay
-
-    relay = Relay(relay_url)
-    proof = oidc.obtain(request, env)
-    posted = relay.post(request.encode(), proof, env.get(KEY_ENV) or None)
-    rid, secret = str(posted["id"]), str(posted["wait_secret"])
-    expires = int(posted.get("expires") or time.time() + request.duration)
-    if timeout is not None:
-        expires = min(expires, int(time.time()) + timeout)
-    proven = "proven by the CI's OIDC token" if proof else "UNPROVEN (no OIDC token)"
-    note(f"request {rid} (key {request.fingerprint}) posted to {relay.url}, {proven}")
-    note(f"approver: xtok approve --relay {relay.url} --pick {rid}")
-    _job_summary(env, f"xtok approve --relay {relay.url} --pick {rid}", rid, proven)
-    failures = 0
-    try:
-        while True:
-            left = expires - int(time.time())
-            if left <= 0:
-                raise TokenExpired(
-                    f"request {rid}: no answer in time", tip="ask an approver, then run again"
-                )
-            note(f"waiting for an approval: {format_duration(left)} left")
-            try:
-                answer = relay.wait(rid, secret, min(POLL, left))
-                failures = 0
-            except NetworkError as exc:
-                failures += 1
-                if failures > RETRIES:
-                    raise
-                note(f"{exc.message}; retrying")
-                time.sleep(min(2**failures, 30))
-                continue
-            state = answer.get("state")
-            if state == "approved" and isinstance(answer.get("sealed"), str):
-                note(f"approved by {printable(answer.get('approver'))}")
-                return str(answer["sealed"])
-            if state == "denied":
-                raise NotApproved(
-                    f"request {rid} denied by {printable(answer.get('approver'))}: "
-                    f"{printable(answer.get('reason'))}"
-                )
-            if state != "pending":
-                raise TokenExpired(f"request {rid} is {printable(state)}", tip="run again")
-    except KeyboardInterrupt:
-        relay.cancel(rid, secret)
-        raise
-
-
-def _job_summary(env: Mapping[str, str], line: str, rid: str, proven: str) -> None:
-    """GitHub Actions: the request and the approver's command in the job summary."""
-    path = env.get("GITHUB_STEP_SUMMARY")
-    if not path:
-        return
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(f"### xtok: request `{rid}` waits for an approval\n\n{proven}\n\n")
-        f.write(f"```\n{line}\n```\n")
-
-
-@dataclass(frozen=True)
-class Reviewed:
-    """A request picked from the relay's inbox, with its proof checked by this xtok."""
-
-    relay: Any
-    entry: Mapping[str, Any]
-
-
-def pick_from_inbox(relay_url: str, aws: Any, pick: str | None) -> Reviewed | None:
-    """The request to review: `pick`, or one chosen from the listed inbox (on a terminal;
-    elsewhere the list is the answer: None)."""
-    from xtok.approval.relay_client import Relay
-    from xtok.approval.request import RequestCode
-
-    relay = Relay(relay_url)
-    arn = relay.login(aws)
-    note(f"logged in to {relay.url} as {printable(arn)}")
-    if pick:
-        entry = relay.get(pick)
-        if entry.get("state") != "pending":
-            raise UsageError(f"request {printable(pick)} is {printable(entry.get('state'))}")
-        return Reviewed(relay, entry)
-    entries = relay.pending()
-    if not entries:
-        raise UsageError("the inbox is empty: no request is waiting", tip="try again later")
-    now = int(time.time())
-    click.echo("xtok: waiting requests:", err=True)
-    for n, entry in enumerate(entries, 1):
-        try:
-            request = RequestCode.parse(str(entry.get("request", "")))
-        except Error as exc:  # shown as such, never parsed further
-            click.echo(f"  {n:>2}  {printable(entry.get('id'))}  {exc.message}", err=True)
-            continue
-        who = request.identity
-        verified = _proof_summary(entry, request)
-        secrets = ", ".join(r.label for r in request.secrets)
-        click.echo(
-            f"  {n:>2}  {request.id}  {printable(who.ci)} {printable(who.job or '-')} "
-            f"#{printable(who.build or '-')}  {verified}  [{printable(secrets)}]  "
-            f"{format_duration(request.duration)}  waiting "
-            f"{format_duration(max(0, now - int(entry.get('created') or now)))}",
-            err=True,
-        )
-    if not stdin_is_tty():
-        note("review and answer one with --pick ID (the second column)")
-        return None
-    number = click.prompt("Request number", type=click.IntRange(1, len(entries)), err=True)
-    return Reviewed(relay, entries[number - 1])
-
-
-def _proof_summary(entry: Mapping[str, Any], request: Any) -> str:
-    from xtok.approval import oidc
-
-    proof = entry.get("proof")
-    if not isinstance(proof, str) or not proof:
-        return click.style("unproven", fg="red")
-    try:
-        verified = oidc.verify(proof, request, oidc.Trust.load())
-    except Error as exc:
-        return click.style(f"REFUSED ({printable(exc.message, 80)})", fg="red")
-    subject = verified.claims.get("repository") or verified.claims.get("project_path") or ""
-    return click.style(f"verified {printable(subject)}", fg="green")
-
-
-def proof_lines(proof: str | None, request: Any) -> list[tuple[str, str]]:
-    """The approve screen's identity lines: verified claims (from the CI's OIDC token, checked
-    here), or a red warning that the identity above is only claimed. Raises ProofRefused."""
-    from xtok.approval import oidc
-
-    trust = oidc.Trust.load()
-    if not proof:
-        if trust.require_proof:
-            raise oidc.ProofRefused(
-                "the request carries no OIDC proof and approver.toml requires one",
-                tip="the pipeline must attach its CI's ID token (see the README)",
-            )
-        return [
-            (
-                "identity",
-                click.style(
-                    "UNPROVEN: CI, job, build and commit above are only claimed by the "
-                    "request; compare the key fingerprint with the run's log",
-                    fg="red",
-                ),
-            )
-        ]
-    verified = oidc.verify(proof, request, trust, oidc.FileSeen())
-    bound = {
-        "key": "bound to this request's key",
-        "first-use": "fixed audience: first use, bound to this key from now on",
-    }[verified.binding]
-    lines = [
-        (
-            "identity",
-            click.style(f"VERIFIED by {printable(verified.issuer)} ({bound})", fg="green"),
-        )
-    ]
-    lines += [("claim", f"{k} = {printable(v)}") for k, v in verified.shown()]
-    return lines
-
-
-def deny(reviewed: Reviewed, reason: str) -> None:
-    reviewed.relay.deny(str(reviewed.entry.get("id")), reason)
-    note(f"request {printable(reviewed.entry.get('id'))} denied: {printable(reason)}")
-
-
-def run_via_relay(
-    relay_url: str,
-    refs: list[Any],
-    duration: int,
-    role: str | None,
-    env: Mapping[str, str],
-) -> tuple[Any, Any]:
-    """Request, wait and open in this one process: the private key lives only in its
-    (non-dumpable) memory, never on disk. Returns the request and the opened credentials."""
-    from xtok.approval import ci, seal
-    from xtok.run.nondumpable import make_non_dumpable
-
-    if not make_non_dumpable():
-        warn("cannot make this process non-dumpable: same-user processes may read its memory")
-    request, key = seal.new_request_in_memory(ci.detect(env), tuple(refs), duration, role)
-    sealed = seal.SealedToken.parse(post_and_wait(relay_url, request, env))
-    return request, seal.open_with_key(sealed, request, key)
-
-
-def offer_denial(reviewed: Reviewed) -> None:
-    """On a terminal, after a "no": deny on the relay with a reason, or leave it pending."""
-    reason = str(click.prompt("Reason to deny (empty: leave it pending)", default="", err=True))
-    if reason.strip():
-        deny(reviewed, reason.strip())

@@ -179,7 +179,7 @@ def _run_via_relay(
     from xtok.approval.relay_client import KEY_ENV
     from xtok.aws.fetch import fetch
     from xtok.aws.mint import MAX_ROLE_DURATION, MIN_DURATION
-    from xtok.cli.relay import run_via_relay
+    from xtok.cli.relay_flows import run_via_relay
     from xtok.run import runner
 
     if not refs:

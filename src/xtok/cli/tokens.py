@@ -261,7 +261,7 @@ def request_cmd(
         identity, tuple(refs), seconds, role_arn, state_dir or seal.default_state_dir()
     )
     if wait and relay_url:
-        from xtok.cli.relay import post_and_wait
+        from xtok.cli.relay_flows import post_and_wait
 
         click.echo(post_and_wait(relay_url, request, os.environ))
         return
@@ -319,17 +319,17 @@ def approve_cmd(
     from xtok.approval import seal
     from xtok.approval.request import RequestCode
     from xtok.aws.mint import MintRequest, mint
-    from xtok.cli import relay as relay_cli
+    from xtok.cli import relay_flows
 
     reviewed = None
     if code is None:
-        reviewed = relay_cli.pick_from_inbox(
+        reviewed = relay_flows.pick_from_inbox(
             relay_url or os.environ.get("XTOK_RELAY_URL") or "", aws, pick
         )
         if reviewed is None:
             return
         if deny_reason is not None:
-            relay_cli.deny(reviewed, deny_reason)
+            relay_flows.deny(reviewed, deny_reason)
             return
         code = str(reviewed.entry.get("request", ""))
     elif relay_url or pick or deny_reason:
@@ -353,7 +353,7 @@ def approve_cmd(
         ("lifetime", format_duration(request.duration)),
         ("role", role + ("  (not the one requested)" if request.role not in (None, role) else "")),
         ("request", f"{request.id}  key {request.fingerprint}"),
-        *relay_cli.proof_lines(reviewed.entry.get("proof") if reviewed else None, request),
+        *relay_flows.proof_lines(reviewed.entry.get("proof") if reviewed else None, request),
     ]
     click.echo("xtok: approve this run?", err=True)
     for key, value in lines:
@@ -363,7 +363,7 @@ def approve_cmd(
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
         if not click.confirm("Approve?", default=False, err=True):
             if reviewed is not None:
-                relay_cli.offer_denial(reviewed)
+                relay_flows.offer_denial(reviewed)
             raise Interrupted("not approved: nothing was minted")
     req = MintRequest(
         duration=request.duration,

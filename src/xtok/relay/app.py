@@ -45,10 +45,8 @@ API = 1
 BODY_LIMIT = 64 * 1024
 MAX_WAIT = 60
 SESSION_LIFE = 900
-POSTS_PER_MINUTE = 10
 PENDING_PER_POSTER = 20
 POSTS_PER_ADDRESS = 60
-LOGINS_PER_MINUTE = 10
 REASON_LIMIT = 200
 _ID = re.compile(r"[0-9a-f]{16}")
 ISSUERS_ENV = "XTOK_RELAY_ISSUERS"
@@ -62,6 +60,8 @@ class RelayConfig:
     trust: oidc.Trust = field(default_factory=oidc.Trust)
     run_keys: Mapping[str, str] = field(default_factory=dict)  # sha256 hex -> name
     open_posting: bool = False  # dev only: unauthenticated runs may post (unproven)
+    posts_per_minute: int = 10  # per poster
+    logins_per_minute: int = 30  # per client address
 
 
 class Failure(Exception):
@@ -99,8 +99,8 @@ class Limiter:
 class Relay:
     def __init__(self, store: Store, config: RelayConfig, clock: Callable[[], float] = time.time):
         self.store, self.config, self.clock = store, config, clock
-        self.posts = Limiter(POSTS_PER_MINUTE)
-        self.logins = Limiter(LOGINS_PER_MINUTE)
+        self.posts = Limiter(config.posts_per_minute)
+        self.logins = Limiter(config.logins_per_minute)
         self.addresses = Limiter(POSTS_PER_ADDRESS)
         self._changed = asyncio.Event()
 
