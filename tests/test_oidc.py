@@ -175,3 +175,14 @@ def test_hostile_claim_values_are_escaped_in_refusals(
     with pytest.raises(oidc.ProofRefused) as info:
         oidc.verify(issuer.token(aud, ref="x\x1b[31m\u202eevil"), request_code, trust)
     assert "\x1b" not in info.value.message and "\u202e" not in info.value.message
+
+
+def test_discovery_and_keys_are_cached(
+    issuer: Issuer, trust: oidc.Trust, request_code: RequestCode
+) -> None:
+    aud = oidc.binding_audience(request_code)
+    oidc.verify(issuer.token(aud), request_code, trust)
+    before = issuer.requests
+    for _ in range(3):
+        oidc.verify(issuer.token(aud), request_code, trust)
+    assert issuer.requests == before
