@@ -527,3 +527,14 @@ def test_wait_needs_a_relay(run_env: dict[str, str]) -> None:
     )
     assert res.code == 200 and "is not https://" in res.err
     assert set(Path(run_env["XTOK_STATE_DIR"]).glob("*.json")) == keys  # no key for nothing
+
+
+def test_approver_signs_for_the_relays_sts_endpoint(
+    relay: RelayProc, approver_env: dict[str, str]
+) -> None:
+    """The approver's own configuration names AWS (no endpoint override), the relay checks
+    proofs with its STS: the proof is signed for the relay's STS URL (from /v1/info)."""
+    env = {k: v for k, v in approver_env.items() if k != "AWS_ENDPOINT_URL"}
+    res = run_xtok(["approve", "--relay", relay.url], env)
+    assert res.code == 0, res.err
+    assert f"logged in to {relay.url} as {ADMIN_ARN}" in res.err

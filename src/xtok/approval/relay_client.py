@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +27,8 @@ from xtok.errors import (
 URL_ENV = "XTOK_RELAY_URL"
 KEY_ENV = "XTOK_RELAY_KEY"
 _TIP_URL = f"pass --relay URL or set {URL_ENV}"
+# AWS's STS endpoints and the region their signatures name (the global one: us-east-1).
+_STS_REGION = re.compile(r"https://sts(?:\.([a-z0-9-]+))?\.amazonaws\.com(?:\.cn)?/$")
 
 
 class RelayError(AccessDenied):
@@ -131,7 +134,10 @@ class Relay:
     # -- approver side
 
     def login(self, aws: AwsConfig) -> str:
-        answer = self.call("POST", "/v1/session", caller_proof(aws, self.url))
+        info = self.call("GET", "/v1/info")
+        sts_url = info.get("sts_url") if isinstance(info, dict) else None
+        proof = caller_proof(aws, self.url, sts_url if isinstance(sts_url, str) else None)
+        answer = self.call("POST", "/v1/session", proof)
         if not isinstance(answer, dict) or not isinstance(answer.get("session"), str):
             raise NetworkError("the relay's answer to the login is malformed")
         self.bearer = answer["session"]
@@ -155,9 +161,12 @@ class Relay:
         self.call("POST", f"/v1/requests/{rid}/answer", {"deny": {"reason": reason}})
 
 
-def caller_proof(aws: AwsConfig, relay_url: str) -> dict[str, Any]:
+def caller_proof(aws: AwsConfig, relay_url: str, sts_url: str | None = None) -> dict[str, Any]:
     """A GetCallerIdentity request signed with the approver's own credentials, not sent: the
-    relay forwards it to STS to learn who is calling. It names the relay in a signed header."""
+    relay forwards it to STS to learn who is calling. It names the relay in a signed header.
+
+    `sts_url` is the STS endpoint the relay forwards to (its /v1/info says which: whatever a
+    relay says here, the proof only ever tells who you are); default: your own endpoint."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 
@@ -169,7 +178,9 @@ def caller_proof(aws: AwsConfig, relay_url: str) -> dict[str, Any]:
         creds = sess.get_credentials()
     if creds is None:
         raise ConfigError("no AWS credentials to prove who you are to the relay")
-    url = sts.meta.endpoint_url.rstrip("/") + "/"
+    url = (sts_url or sts.meta.endpoint_url).rstrip("/") + "/"
+    regional = _STS_REGION.match(url)
+    region = (regional.group(1) or "us-east-1") if regional else sts.meta.region_name
     request = AWSRequest(
         method="POST",
         url=url,
@@ -179,7 +190,7 @@ def caller_proof(aws: AwsConfig, relay_url: str) -> dict[str, Any]:
             RELAY_HEADER: relay_url,
         },
     )
-    SigV4Auth(creds.get_frozen_credentials(), "sts", sts.meta.region_name).add_auth(request)
+    SigV4Auth(creds.get_frozen_credentials(), "sts", region).add_auth(request)
     headers: Mapping[str, str] = dict(request.headers.items())
     return {
         "method": "POST",

@@ -121,7 +121,8 @@ def pick_from_inbox(relay_url: str, aws: Any, pick: str | None) -> Reviewed | No
         return Reviewed(relay, entry)
     entries = relay.pending()
     if not entries:
-        raise UsageError("the inbox is empty: no request is waiting", tip="try again later")
+        note("the inbox is empty: no request is waiting")
+        return None
     now = int(time.time())
     click.echo("xtok: waiting requests:", err=True)
     for n, entry in enumerate(entries, 1):
