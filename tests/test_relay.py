@@ -538,3 +538,67 @@ def test_approver_signs_for_the_relays_sts_endpoint(
     res = run_xtok(["approve", "--relay", relay.url], env)
     assert res.code == 0, res.err
     assert f"logged in to {relay.url} as {ADMIN_ARN}" in res.err
+
+
+def test_a_waiting_github_run_keeps_its_proof_fresh(
+    relay: RelayProc,
+    issuer: Issuer,
+    role: tuple[str, str],
+    run_env: dict[str, str],
+    approver_env: dict[str, str],
+    admin: AwsConfig,
+) -> None:
+    """GitHub's ID tokens live 5 minutes, approvers take longer: the waiting run posts a fresh
+    one before the last expires, so the approver always verifies a live proof."""
+    import jwt
+
+    role_arn, secret = role
+    issuer.lifetime = 62  # the run refreshes 60 s before expiry: here every ~2 s
+    try:
+        args = ["request", "--secret", f"DB={secret}", "--role", role_arn]
+        waiting = Waiting(
+            [*args, "--relay", relay.url, "--wait"],
+            {**run_env, **GITHUB_ENV, **issuer.github_env()},
+        )
+        approver = relay_client.Relay(relay.url)
+        approver.login(admin)
+        first = approver.get(waiting.id)["proof"]
+        for _ in range(100):
+            latest = approver.get(waiting.id)["proof"]
+            if latest != first:
+                break
+            time.sleep(0.1)
+
+        def issued(token: str) -> int:
+            return int(jwt.decode(token, options={"verify_signature": False})["iat"])
+
+        assert latest != first and issued(latest) > issued(first)
+    finally:
+        issuer.lifetime = 600
+    res = run_xtok(["approve", "--relay", relay.url, "--pick", waiting.id, "--yes"], approver_env)
+    assert res.code == 0 and "VERIFIED by" in res.err, res.err
+    assert waiting.finish().code == 0
+
+
+def test_proof_refresh_keeps_the_identity_and_needs_the_wait_secret(
+    relay: RelayProc, issuer: Issuer
+) -> None:
+    run = relay_client.Relay(relay.url)
+    code, _ = new_code()
+    aud = oidc.binding_audience(code)
+    posted = run.post(code.encode(), issuer.token(aud), None)
+    run.refresh_proof(code.id, posted["wait_secret"], issuer.token(aud))  # same job: fine
+    other_job = issuer.token(aud, sub="repo:evil/fork:ref:refs/heads/main")
+    refused(
+        lambda: run.refresh_proof(code.id, posted["wait_secret"], other_job),
+        AccessDenied,
+        "another CI identity",
+    )
+    refused(lambda: run.refresh_proof(code.id, "guess", issuer.token(aud)), NotFound, "no such")
+    other, _ = new_code()
+    unbound = issuer.token(oidc.binding_audience(other))
+    refused(
+        lambda: run.refresh_proof(code.id, posted["wait_secret"], unbound),
+        CredentialsRejected,
+        "another request's key",
+    )

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 POLL = 50  # seconds per long poll: under common proxies' idle timeouts
 RETRIES = 5  # consecutive network failures tolerated while waiting
+REFRESH_MARGIN = 60  # seconds before a refreshable proof expires that a new one is posted
 
 
 def printable(value: object, limit: int = 200) -> str:
@@ -58,6 +59,7 @@ def post_and_wait(relay_url: str, request: RequestCode, env: Mapping[str, str]) 
     note(f"request {rid} (key {request.fingerprint}) posted to {relay.url}, {proven}")
     note(f"approver: xtok approve --relay {relay.url} --pick {rid}")
     _job_summary(env, f"xtok approve --relay {relay.url} --pick {rid}", rid, proven)
+    proof_expires = oidc.expires_at(proof) if proof and oidc.refreshable(env) else None
     failures = 0
     try:
         while True:
@@ -67,8 +69,18 @@ def post_and_wait(relay_url: str, request: RequestCode, env: Mapping[str, str]) 
                     f"request {rid}: no answer in time", tip="ask an approver, then run again"
                 )
             note(f"waiting for an approval: {format_duration(left)} left")
+            poll = min(POLL, left)
             try:
-                answer = relay.wait(rid, secret, min(POLL, left))
+                if proof_expires is not None:
+                    # GitHub's ID tokens live 5 minutes: keep the approver's proof fresh.
+                    if proof_expires - time.time() < REFRESH_MARGIN:
+                        fresh = oidc.obtain(request, env)
+                        if fresh:
+                            relay.refresh_proof(rid, secret, fresh)
+                            proof_expires = oidc.expires_at(fresh)
+                    if proof_expires is not None:
+                        poll = max(1, min(poll, int(proof_expires - time.time()) - REFRESH_MARGIN))
+                answer = relay.wait(rid, secret, poll)
                 failures = 0
             except NetworkError as exc:
                 failures += 1
