@@ -217,6 +217,7 @@ def test_one_process_gitlab_style_run_and_a_replay_refused(
         ],
         env,
     )
+    assert not list(Path(run_env["XTOK_STATE_DIR"]).glob("*.json"))  # its key is in memory
     replay = run_xtok(["request", "--secret", f"DB={secret}", "--relay", relay.url, "--wait"], env)
     assert replay.code == int(AccessDenied.exit_code)
     assert "already used to prove another request" in replay.err
@@ -228,6 +229,8 @@ def test_one_process_gitlab_style_run_and_a_replay_refused(
     done = waiting.finish()
     assert done.code == 0, done.err
     assert "db=*** oidc=dropped" in done.out
+    # The one process kept its key in memory; the refused `xtok request` removed its own.
+    assert not list(Path(run_env["XTOK_STATE_DIR"]).glob("*.json"))
 
 
 def test_approver_rules_and_required_proof_refuse_before_minting(
@@ -348,13 +351,28 @@ def test_answers_are_checked_and_only_the_run_reads_them(
     assert run.wait(code.id, posted["wait_secret"], 0)["reason"] == "no"
 
 
-def test_unanswered_request_expires_and_the_wait_ends(relay: RelayProc) -> None:
+def test_unanswered_request_expires_and_the_wait_ends(relay: RelayProc, admin: AwsConfig) -> None:
     run = relay_client.Relay(relay.url)
     code, _ = new_code(duration=1)
     posted = run.post(code.encode(), None, RUN_KEY)
     started = time.monotonic()
     assert run.wait(code.id, posted["wait_secret"], 10)["state"] == "expired"
     assert time.monotonic() - started < 9  # the long poll ended with the expiry, not the wait
+    approver = relay_client.Relay(relay.url)
+    approver.login(admin)
+    refused(lambda: approver.deny(code.id, "late"), relay_client.RelayError, "expired")
+
+
+def test_picking_an_answered_request_is_refused(
+    relay: RelayProc, admin: AwsConfig, approver_env: dict[str, str]
+) -> None:
+    code, _ = new_code()
+    relay_client.Relay(relay.url).post(code.encode(), None, RUN_KEY)
+    approver = relay_client.Relay(relay.url)
+    approver.login(admin)
+    approver.deny(code.id, "no")
+    res = run_xtok(["approve", "--relay", relay.url, "--pick", code.id, "--yes"], approver_env)
+    assert res.code == 200 and f"request {code.id} is denied" in res.err
 
 
 def test_rate_limit_per_poster(xtok_server: DevServer, issuer: Issuer, tmp_path: Path) -> None:

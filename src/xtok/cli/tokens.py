@@ -257,13 +257,16 @@ def request_cmd(
         from xtok.approval.relay_client import check_url
 
         relay_url = check_url(relay_url)  # before a key is made for nothing
-    request = seal.new_request(
-        identity, tuple(refs), seconds, role_arn, state_dir or seal.default_state_dir()
-    )
+    directory = state_dir or seal.default_state_dir()
+    request = seal.new_request(identity, tuple(refs), seconds, role_arn, directory)
     if wait and relay_url:
         from xtok.cli.relay_flows import post_and_wait
 
-        click.echo(post_and_wait(relay_url, request, os.environ))
+        try:
+            click.echo(post_and_wait(relay_url, request, os.environ))
+        except BaseException:
+            seal.discard(request, directory)  # never answered: its key is of no use
+            raise
         return
     click.echo(request.encode())
     note(
