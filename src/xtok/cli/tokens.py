@@ -337,7 +337,8 @@ def approve_cmd(
         code = str(reviewed.entry.get("request", ""))
     elif relay_url or pick or deny_reason:
         raise UsageError("--relay, --pick and --deny replace REQUEST_CODE", tip="drop one")
-    request = RequestCode.parse(read_stdin() if code == "-" else code)
+    from_stdin = reviewed is None and code == "-"  # a relay's "-" is no request, not stdin
+    request = RequestCode.parse(read_stdin() if from_stdin else code)
     role = role_arn or request.role
     if role is None:
         raise UsageError("the request names no role", tip="pass --role ARN")
@@ -362,7 +363,7 @@ def approve_cmd(
     for key, value in lines:
         click.echo(f"  {key + ':':<10}{value}", err=True)
     if not yes:
-        if not stdin_is_tty() or code == "-":
+        if not stdin_is_tty() or from_stdin:
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
         if not click.confirm("Approve?", default=False, err=True):
             if reviewed is not None:
