@@ -620,3 +620,8 @@ def test_proof_refresh_keeps_the_identity_and_needs_the_wait_secret(
         CredentialsRejected,
         "another request's key",
     )
+
+
+def test_a_public_relay_needs_its_public_url() -> None:
+    res = run_xtok(["relay", "--listen", "0.0.0.0:0", "--approver", "*"], clean_environment())
+    assert res.code == 200 and "--public-url is needed" in res.err
