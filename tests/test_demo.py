@@ -25,6 +25,8 @@ def test_demo_runs_the_whole_flow() -> None:
         "token expired at",
         "refused by the endpoint: ExpiredTokenException",
         "a new session works",
+        "identity: VERIFIED by",  # the relay scene: a proven request, approved
+        "deployed with ***",
         "audit log intact",
     ):
         assert expected in out, expected

@@ -103,6 +103,9 @@ class Demo:
         return env
 
     def start_server(self) -> None:
+        from xtok.approval.oidc_standin import Issuer
+
+        self.ci = Issuer()  # plays GitHub's OIDC issuer: the dev relay trusts it
         self.server, exports = spawn_dev(
             "--data",
             str(self.data),
@@ -110,6 +113,7 @@ class Demo:
             str(self.key_file),
             "--min-duration",
             "5",
+            env={"XTOK_RELAY_ISSUERS": self.ci.url},
         )
         self.admin = {**self.base, **exports}
         self.say(f"  dev endpoint on {self.admin['AWS_ENDPOINT_URL']} (admin keys exported)")
@@ -283,7 +287,9 @@ class Demo:
             {**step_env, "XTOK_TOKEN": fresh},
         )
 
-        self.step("10. The audit trail: who did what, allowed or not (never a value)")
+        self.scene_relay(role_arn, alice)
+
+        self.step("11. The audit trail: who did what, allowed or not (never a value)")
         self.stop_server()
         store = ["--data", str(self.data), "--master-key-file", str(self.key_file)]
         trail = subprocess.run(
@@ -306,6 +312,70 @@ class Demo:
         for line in interesting:
             self.say("  " + line)
         self.xtok(["audit", *store, "--verify"], self.base, shown="xtok audit --verify")
+
+    def scene_relay(self, role_arn: str, alice: dict[str, str]) -> None:
+        """A GitHub Actions job asks through the relay, proven by its OIDC token; alice's own
+        xtok verifies the proof, approves, and the job runs: no code to copy, no key on disk."""
+        self.step("10. Approvals anywhere: a GitHub Actions job asks through the relay")
+        relay = self.admin["AWS_ENDPOINT_URL"] + "/relay"
+        self.say(f"  the dev endpoint serves a relay on {relay}; a stand-in plays GitHub's OIDC")
+        with self.ci.running():
+            job = {
+                **self.base,
+                "AWS_ENDPOINT_URL": self.admin["AWS_ENDPOINT_URL"],
+                "AWS_REGION": "us-east-1",
+                "GITHUB_ACTIONS": "true",
+                "GITHUB_REPOSITORY": "acme/app",
+                "GITHUB_WORKFLOW": "deploy",
+                "GITHUB_JOB": "prod",
+                "GITHUB_RUN_ID": "77",
+                "GITHUB_RUN_NUMBER": "44",
+                "GITHUB_SHA": "0badc0ffee",
+                **self.ci.github_env(),
+            }
+            args = ["run", "--relay", relay, "--secret", f"EXAMPLE_CREDENTIAL={SECRET_NAME}"]
+            args += [
+                "--role",
+                role_arn,
+                "--",
+                "sh",
+                "-c",
+                'echo "deployed with $EXAMPLE_CREDENTIAL"',
+            ]
+            self.say(f"{DIM}$ xtok {shlex.join(args)}   # in the job{RESET}")
+            run = subprocess.Popen(
+                [sys.executable, "-m", "xtok", *args],
+                env=job,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            posted = ""
+            while "--pick" not in posted:
+                line = run.stderr.readline() if run.stderr else ""
+                if not line:
+                    raise DemoFailed("the job did not post its request")
+                self.say("  " + line.rstrip())
+                posted += line
+            rid = posted.rsplit("--pick ", 1)[1].split()[0]
+            config = self.tmp / "approver.toml"
+            config.write_text(f'[oidc]\nissuers = ["{self.ci.url}"]\n')
+            approver = {
+                **self.env_for(alice),
+                "XTOK_APPROVER_CONFIG": str(config),
+                "XDG_STATE_HOME": str(self.tmp / "alice-state"),
+            }
+            self.say("  alice logs in to the relay with a signed GetCallerIdentity (no new secret)")
+            self.xtok(["approve", "--relay", relay], approver)
+            shown = self.xtok(["approve", "--relay", relay, "--pick", rid, "--yes"], approver)
+            if "VERIFIED by" not in shown.stderr:
+                raise DemoFailed("the approve screen did not show a verified identity")
+            out, err = run.communicate(timeout=120)
+        for line in (out + err).splitlines():
+            self.say("  " + line)
+        if run.returncode != 0 or "deployed with ***" not in out:
+            raise DemoFailed("the job did not run with the approved, masked secret")
 
     def close(self) -> None:
         import shutil

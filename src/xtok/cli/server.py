@@ -178,7 +178,13 @@ def _serve_dev(
         click.echo(_exports(url, key, endpoint.settings.region), nl=True)
         sys.stdout.flush()
         note(f"dev endpoint on {url} (throw-away data; sessions from {min_duration} s)")
-        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key)
+        from xtok.relay.app import create, dev_config
+
+        relay = create(
+            dev_config(url, endpoint.settings.account, os.environ), directory / "relay.db"
+        )
+        note(f"dev relay on {url}/relay")
+        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, relay=relay)
     finally:
         if data is None:
             shutil.rmtree(directory, ignore_errors=True)
