@@ -1,25 +1,44 @@
 """The ways a secret shows up in a log: the byte patterns a masker must catch.
 
-For a value S (and, for a multi-line S, each line that is long and specific enough):
+For a value S (and, for a multi-line S, each line that is long and specific enough; for a JSON
+object or array, each string field that looks secret, see `_secret_field`):
 - S itself;
 - base64 of S at byte offsets 0, 1 and 2 (so S inside `base64("user:" + S)` is caught), in
   the standard and URL-safe alphabets: only the characters that depend on S alone, so padding
-  and whatever follows S do not matter; in the standard alphabet also wrapped at 76 columns
-  (`base64` without -w0), at every place a line break can fall;
-- URL encoding (%XX in upper and lower case, + for space);
-- JSON string escaping (\\" \\\\ \\/ \\uXXXX, ASCII-only and UTF-8 forms);
-- shell quoting as `set -x` prints it: bash '\\'' and ash/dash '"'"', and $'…' escapes.
+  and whatever follows S do not matter. Wrapped lines (LF or CRLF) are caught by the masker
+  (`unwrap`); forms too short for that get one pattern per place a single break can fall;
+- percent-encoding as `quote(safe="")`, `quote()` (keeps `/`), `encodeURIComponent` (keeps
+  `!'()*`) and `quote_plus`, each with upper- and lower-case hex;
+- JSON string escaping: `\\"`, `\\\\`, optional `\\/`, and `\\uXXXX` in lower- and upper-case
+  hex for control characters, U+2028/9, optionally non-ASCII, optionally `<>&'=+``;
+- shell quoting as `set -x` prints it: bash `'\\''`, ash/dash `'"'"'`, and bash's `$'…'`
+  (octal escapes; non-ASCII bytes raw under a UTF-8 locale, octal under `LC_ALL=C`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import itertools
 import json
+import re
+from collections.abc import Iterator
 from urllib.parse import quote, quote_plus
+
+from xtok.run.unwrap import WRAP_MIN
 
 MIN_SECRET_LEN = 4  # shorter values would mask ordinary text: reported instead
 MIN_LINE_LEN = 8  # lines of a multi-line secret shorter than this are not patterns alone
-WRAP = 76
+MIN_FIELD_LEN = 8  # string fields of a JSON secret shorter than this are not patterns alone
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|cred|auth|private|signature", re.I)
+_ORDINARY = re.compile(r"[A-Za-z][a-z]*(?:[ _-][A-Za-z]?[a-z]*)*")
+_HEX_ESCAPE = re.compile(rb"%[0-9A-F]{2}")
+_URL_SAFE = ("", "/", "!'()*")  # quote(safe=""), quote(), encodeURIComponent
+_JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_JSON_SHORT |= {"\b": "\\b", "\f": "\\f"}
+_HTML = "<>&'=+`"  # escaped as \uXXXX by Go (<>&), Gson and .NET (all)
+_BASH_NAMED = {7: b"\\a", 8: b"\\b", 9: b"\\t", 10: b"\\n", 11: b"\\v", 12: b"\\f", 13: b"\\r"}
+_BASH_NAMED |= {27: b"\\E", 39: b"\\'", 92: b"\\\\"}
 
 
 def patterns_for(value: bytes) -> list[bytes]:
@@ -27,7 +46,7 @@ def patterns_for(value: bytes) -> list[bytes]:
     if len(value) < MIN_SECRET_LEN:
         return []
     found: dict[bytes, None] = {}
-    for part in [value, *_lines(value)]:
+    for part in [value, *_lines(value), *_json_fields(value)]:
         for pattern in _encodings(part):
             if len(pattern) >= MIN_SECRET_LEN:
                 found[pattern] = None
@@ -52,23 +71,43 @@ def _lines(value: bytes) -> list[bytes]:
     return out
 
 
-def _encodings(value: bytes) -> list[bytes]:
-    out = [value]
-    out += _base64_forms(value)
-    out += [
-        quote(value, safe="").encode(),
-        quote(value, safe="").lower().encode(),
-        quote_plus(value, safe="").encode(),
-    ]
+def _json_fields(value: bytes) -> list[bytes]:
+    """String fields of a JSON object or array secret that look secret (see `_secret_field`)."""
+    if value[:1] not in (b"{", b"[") and value.lstrip()[:1] not in (b"{", b"["):
+        return []
     try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None:
-        ascii_json = json.dumps(text)[1:-1].encode()
-        utf8_json = json.dumps(text, ensure_ascii=False)[1:-1].encode()
-        out += [ascii_json, utf8_json, ascii_json.replace(b"/", b"\\/")]
-    out += [value.replace(b"'", b"'\\''"), value.replace(b"'", b"'\"'\"'"), _dollar_quote(value)]
+        doc = json.loads(value)
+    except (ValueError, RecursionError):
+        return []
+    return [text.encode() for key, text in _strings(doc, "") if _secret_field(key, text)]
+
+
+def _strings(doc: object, key: str) -> Iterator[tuple[str, str]]:
+    if isinstance(doc, str):
+        yield key, doc
+    elif isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _strings(v, k)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _strings(v, key)
+
+
+def _secret_field(key: str, text: str) -> bool:
+    """A field named like a secret (password, token, key…) of 4+ bytes, or any field of 8+
+    characters that is not ordinary words (letters, capitalised at most at a word's start,
+    separated by space, `-` or `_`): so `postgres`, `Production` or `read-only` stay visible."""
+    if _SECRET_KEY.search(key):
+        return len(text.encode()) >= MIN_SECRET_LEN
+    return len(text) >= MIN_FIELD_LEN and _ORDINARY.fullmatch(text) is None
+
+
+def _encodings(value: bytes) -> list[bytes]:
+    out = [value, *_base64_forms(value), *_url_forms(value)]
+    with contextlib.suppress(UnicodeDecodeError):
+        out += _json_forms(value.decode("utf-8"))
+    out += [value.replace(b"'", b"'\\''"), value.replace(b"'", b"'\"'\"'")]
+    out += [_dollar_quote(value, utf8=False), _dollar_quote(value, utf8=True)]
     return out
 
 
@@ -81,25 +120,72 @@ def _base64_forms(value: bytes) -> list[bytes]:
         core = encoded[first:last]
         forms.append(core)
         forms.append(core.translate(bytes.maketrans(b"+/", b"-_")))
-        forms += _wrapped(core)
+        if len(core) < WRAP_MIN:  # longer ones are matched across wraps by the masker
+            forms += [core[:i] + brk + core[i:] for i in range(1, len(core)) for brk in _BREAKS]
     return forms
 
 
-def _wrapped(core: bytes) -> list[bytes]:
-    """`core` with a newline every WRAP characters, for each place the first break can fall."""
-    forms = []
-    for first_break in range(1, min(len(core), WRAP + 1)):
-        pieces = [core[:first_break]]
-        rest = core[first_break:]
-        while rest:
-            pieces.append(rest[:WRAP])
-            rest = rest[WRAP:]
-        if len(pieces) > 1:
-            forms.append(b"\n".join(pieces))
-    return forms
+_BREAKS = (b"\n", b"\r\n")
 
 
-def _dollar_quote(value: bytes) -> bytes:
-    """bash's $'…' form for values with control characters (what `set -x` prints)."""
-    out = value.replace(b"\\", b"\\\\").replace(b"'", b"\\'")
-    return out.replace(b"\n", b"\\n").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+def _url_forms(value: bytes) -> list[bytes]:
+    encoded = [quote(value, safe=safe).encode() for safe in _URL_SAFE]
+    encoded.append(quote_plus(value, safe="").encode())
+    lower = [_HEX_ESCAPE.sub(lambda m: m.group().lower(), e) for e in encoded]
+    return encoded + lower
+
+
+def _json_forms(text: str) -> list[bytes]:
+    """`text` as JSON encoders write it inside a string literal (without the quotes)."""
+    forms: dict[bytes, None] = {}
+    for non_ascii, html, upper, slash in itertools.product((False, True), repeat=4):
+        out = []
+        for ch in text:
+            if ch in _JSON_SHORT:
+                out.append(_JSON_SHORT[ch])
+            elif ch == "/" and slash:
+                out.append("\\/")
+            elif (
+                ord(ch) < 0x20
+                or (ch in "\u2028\u2029" and (html or non_ascii))
+                or (html and ch in _HTML)
+                or (non_ascii and ord(ch) > 0x7F)
+            ):
+                out.append(_u_escape(ch, upper))
+            else:
+                out.append(ch)
+        forms["".join(out).encode()] = None
+    return list(forms)
+
+
+def _u_escape(ch: str, upper: bool) -> str:
+    code = ord(ch)
+    units = [code] if code < 0x10000 else [0xD800 + (code - 0x10000 >> 10), 0xDC00 + (code & 0x3FF)]
+    return "".join(f"\\u{u:04X}" if upper else f"\\u{u:04x}" for u in units)
+
+
+def _dollar_quote(value: bytes, *, utf8: bool) -> bytes:
+    """bash's $'…' (what `set -x` prints for a word with unprintable characters): named escapes,
+    octal for the rest; printable non-ASCII characters stay raw under a UTF-8 locale only."""
+    if utf8:
+        text = value.decode("utf-8", "surrogateescape")
+        return b"".join(
+            c.encode() if c.isprintable() and ord(c) > 0x7E else _bash_bytes(_raw(c)) for c in text
+        )
+    return _bash_bytes(value)
+
+
+def _raw(c: str) -> bytes:
+    return c.encode("utf-8", "surrogateescape")
+
+
+def _bash_bytes(data: bytes) -> bytes:
+    out = bytearray()
+    for b in data:
+        if b in _BASH_NAMED:
+            out += _BASH_NAMED[b]
+        elif 0x20 <= b < 0x7F:
+            out.append(b)
+        else:
+            out += b"\\%03o" % b
+    return bytes(out)
