@@ -18,7 +18,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 
 from xtok.run import unwrap
-from xtok.run.matcher import Matcher, best
+from xtok.run.matcher import Matcher, best, small
 from xtok.run.variants import MIN_SECRET_LEN
 
 MARK = b"***"
@@ -31,53 +31,62 @@ Build = Callable[[Sequence[bytes]], Matcher]
 class _Literals:
     """Exact occurrences of a set of patterns, and which tail of a buffer may still become one.
 
-    `extra` literals (anchors) are matched alongside and reported apart, by their end offsets.
+    With `anchored`, a wrappable pattern is keyed by its prefix anchor and its other anchors are
+    matched too (`xtok.run.unwrap`); a hit on one reports where a wrapped occurrence may be,
+    unless the pattern it belongs to lies right there unbroken.
     """
 
-    def __init__(self, items: list[bytes], extra: Sequence[bytes], build: Build) -> None:
+    def __init__(self, items: list[bytes], build: Build, aux: Build, anchored: bool) -> None:
         self.items = items  # sorted
         self.longest = max(map(len, items), default=0)
         keys: dict[bytes, int] = {}
-        self._longer: dict[int, list[bytes]] = {}
-        exact = set()
+        exact: dict[int, int] = {}
+        longer: dict[int, list[bytes]] = {}
+        owners: dict[int, list[tuple[bytes, int]]] = {}
         for p in items:
-            i = keys.setdefault(p[:KEY], len(keys))
-            if len(p) > KEY:
-                self._longer.setdefault(i, []).append(p)
+            wraps = anchored and isinstance(p, unwrap.Wrappable)
+            key = p[: unwrap.prefix_len(p)] if wraps else p[:KEY]
+            i = keys.setdefault(key, len(keys))
+            if len(key) == len(p):
+                exact[i] = len(p)
             else:
-                exact.add(i)
-        self._keys = len(keys)
-        self._lengths = [len(k) if i in exact else -1 for k, i in keys.items()]
-        self.extra_len = [len(e) for e in extra]
-        self.matcher = build([*keys, *extra]) if keys or extra else None
+                longer.setdefault(i, []).append(p)
+            if wraps:
+                owners.setdefault(i, []).append((p, 0))
+                for anchor, offset in unwrap.anchors(p):
+                    j = keys.setdefault(anchor, len(keys))
+                    owners.setdefault(j, []).append((p, offset))
+        self._info = [
+            (len(k), exact.get(i, 0), tuple(longer.get(i, ())), tuple(owners.get(i, ())))
+            for k, i in keys.items()
+        ]
+        self.matcher = build(list(keys)) if keys else None
         probes = {p[:_PROBE] for p in items if len(p) > _PROBE}
-        self._probe = build(sorted(probes)) if probes else None
+        self._probe = aux(sorted(probes)) if probes else None  # scans a few dozen bytes
         self._short = {p[:n] for p in items for n in range(1, min(_PROBE, len(p) - 1) + 1)}
 
-    def scan(self, buf: bytes) -> tuple[list[Span], list[Span], int]:
-        """(occurrences, extra literals' (index, end), start of the longest undecided tail)."""
+    def scan(self, buf: bytes) -> tuple[list[Span], list[int], int]:
+        """(occurrences, starts of anchors to look around, start of the longest undecided tail)."""
         spans: list[Span] = []
-        extra: list[Span] = []
+        anchors: list[int] = []
         undecided = len(buf)
         if self.matcher is None:
-            return spans, extra, undecided
-        keys, lengths, longer = self._keys, self._lengths, self._longer
+            return spans, anchors, undecided
+        info = self._info
         for i, end in self.matcher.hits(buf):
-            if i >= keys:
-                extra.append((i - keys, end))
-                continue
-            n = lengths[i]
-            if n >= 0:
-                spans.append((end - n, end))
-            if i in longer:
-                start = end - KEY
-                for p in longer[i]:
-                    if buf.startswith(p, start):
-                        spans.append((start, start + len(p)))
-                    elif start < undecided and p.startswith(buf[start:]):
-                        undecided = start
+            size, exact, longer, owners = info[i]
+            start = end - size
+            if exact:
+                spans.append((start, end))
+            for p in longer:
+                if buf.startswith(p, start):
+                    spans.append((start, start + len(p)))
+                elif start < undecided and p.startswith(buf[start:]):
+                    undecided = start
+            if owners and not all(o <= start and buf.startswith(p, start - o) for p, o in owners):
+                anchors.append(start)
         short = len(buf) - self._short_tail(buf)
-        return spans, extra, min(undecided, short)
+        return spans, anchors, min(undecided, short)
 
     def _short_tail(self, buf: bytes) -> int:
         """Length of the longest tail shorter than KEY that is a proper prefix of a pattern."""
@@ -108,12 +117,21 @@ class Patterns:
 
     def __init__(self, patterns: Iterable[bytes], matcher: Build | None = None) -> None:
         build = matcher or best
-        self.items = sorted({p for p in patterns if p})
+        unique: dict[bytes, bytes] = {}
+        for p in patterns:
+            if p:
+                unique[p] = unwrap.keep_wrappable(unique.get(p), p)
+        self.items = sorted(unique.values())
         self.longest = max(map(len, self.items), default=0)
-        wrappable = [p for p in self.items if unwrap.wrappable(p)]
-        anchors = sorted({a for p in wrappable for a in unwrap.anchors(p)})
-        self.literals = _Literals(self.items, anchors, build)
-        self.wrapped = _Literals(wrappable, (), build) if wrappable else None
+        wrappable: list[bytes] = [p for p in self.items if isinstance(p, unwrap.Wrappable)]
+        # The stream goes through the fastest matcher; the few bytes around an anchor or at the
+        # end of a buffer through the one quickest to build. Tests pass one for both.
+        self.literals = _Literals(self.items, build, matcher or small, anchored=True)
+        self.wrapped = (
+            _Literals(wrappable, matcher or small, matcher or small, anchored=False)
+            if wrappable
+            else None
+        )
         longest_wrapped = max(map(len, wrappable), default=0)
         # A wrapped occurrence spans its characters plus at most one CRLF per RUN_MIN of them.
         self.reach = longest_wrapped + 2 * (longest_wrapped // unwrap.RUN_MIN + 1)
@@ -180,12 +198,12 @@ class Masker:
         self._held = buf[cut:]
         return bytes(result)
 
-    def _wrapped_spans(self, wrapped: _Literals, buf: bytes, anchors: list[Span]) -> list[Span]:
+    def _wrapped_spans(self, wrapped: _Literals, buf: bytes, anchors: list[int]) -> list[Span]:
         """Occurrences across wraps of the base64-only patterns, around each anchor found."""
         patterns = self._set
         spans: list[Span] = []
         covered = -1
-        for start in sorted(end - patterns.literals.extra_len[i] for i, end in anchors):
+        for start in sorted(anchors):
             if start < covered:
                 continue  # inside the block of an earlier anchor
             # Back no further than an occurrence holding this anchor can start; on to the

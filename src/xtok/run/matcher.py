@@ -45,12 +45,14 @@ class PythonMatcher(Matcher):
 class AhoCorasickMatcher(Matcher):
     name = "ahocorasick-rs"
 
-    def __init__(self, literals: Sequence[bytes]) -> None:
+    def __init__(self, literals: Sequence[bytes], *, dfa: bool = True) -> None:
         super().__init__(literals)
         import ahocorasick_rs as ac
 
+        # A DFA scans fastest; a contiguous NFA builds ~10x faster.
+        kind = ac.Implementation.DFA if dfa else ac.Implementation.ContiguousNFA
         self._automaton = ac.BytesAhoCorasick(
-            self.literals, matchkind=ac.MatchKind.Standard, implementation=ac.Implementation.DFA
+            self.literals, matchkind=ac.MatchKind.Standard, implementation=kind
         )
 
     def hits(self, data: bytes) -> list[Hit]:
@@ -102,3 +104,11 @@ def best(literals: Sequence[bytes]) -> Matcher:
         except ImportError:
             continue
     return PythonMatcher(literals)
+
+
+def small(literals: Sequence[bytes]) -> Matcher:
+    """The matcher quickest to build, for sets that scan a few dozen bytes at a time."""
+    try:
+        return AhoCorasickMatcher(literals, dfa=False)
+    except ImportError:
+        return PythonMatcher(literals)

@@ -1,14 +1,17 @@
 """Base64 wrapped across lines (`base64`, PEM, `openssl base64`, MIME; LF or CRLF).
 
-A line break is a *wrap* when the line before it ends in at least RUN_MIN base64 characters. The
-masker matches each base64-only pattern of at least WRAP_MIN characters also in the text with
-its wraps removed, instead of compiling one pattern per place a break can fall (that was 97% of
-all patterns). It finds where to look from *anchors*: a few slices of each such pattern, matched
-with the other literals. Any wrapped occurrence holds a whole anchor unbroken: a pattern of n
-characters is cut into pieces by its wraps; every inner piece is a whole line (>= RUN_MIN
-characters), and with one wrap the longer piece has >= n/2; a piece of 2g-1 characters holds one
-of the slices taken every g characters (g <= (n+2)/4 and 2g-1 <= RUN_MIN). Shorter base64 forms
-get explicit wrapped patterns instead (see `variants`).
+A line break is a *wrap* when the line before it ends in at least RUN_MIN (64) base64
+characters, as every line but the last of base64 wrapped at 64 or 76 columns does. The masker
+matches each `Wrappable` pattern (a base64 form of at least WRAP_MIN characters) also in the
+text with its wraps removed, instead of compiling one pattern per place a break can fall (that
+was 97% of all patterns); shorter base64 forms get those explicit patterns (see `variants`).
+
+It knows where to look from *anchors*: slices of each such pattern, matched with the other
+literals, one of which every wrapped occurrence holds unbroken. A pattern of n characters is cut
+into pieces by its wraps. With one wrap the pieces are a prefix and a suffix, one of them at
+least n/2 long: it holds the first or the last g = min(GRAM, n // 2) characters. With more,
+an inner piece is a whole line of at least RUN_MIN >= 2 * GRAM - 1 characters: it holds one of
+the GRAM-character slices taken every GRAM characters.
 """
 
 from __future__ import annotations
@@ -17,23 +20,35 @@ import re
 from bisect import bisect_right
 
 B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-RUN_MIN = 32
-WRAP_MIN = 22
-_GRAM_MAX = (RUN_MIN + 1) // 2
-_B64_ONLY = re.compile(rb"[A-Za-z0-9+/]+")
+RUN_MIN = 64
+WRAP_MIN = 16
+GRAM = 32
 _BLOCK = re.compile(rb"[A-Za-z0-9+/\r\n]*")
 _BREAK = re.compile(rb"\r?\n")
 
 
-def wrappable(pattern: bytes) -> bool:
-    return len(pattern) >= WRAP_MIN and _B64_ONLY.fullmatch(pattern) is not None
+class Wrappable(bytes):
+    """A pattern of base64 characters that the masker also finds across wraps."""
 
 
-def anchors(pattern: bytes) -> list[bytes]:
-    """Slices of `pattern`, one of which any wrapped occurrence holds unbroken."""
-    gram = min(_GRAM_MAX, (len(pattern) + 2) // 4)
-    starts = [*range(0, len(pattern) - gram + 1, gram), len(pattern) - gram]
-    return [pattern[s : s + gram] for s in starts]
+def keep_wrappable(old: bytes | None, new: bytes) -> bytes:
+    """Of two equal patterns, the one that is `Wrappable`, if either is."""
+    return old if isinstance(old, Wrappable) else new
+
+
+def prefix_len(pattern: bytes) -> int:
+    """Length of the prefix anchor of a wrappable pattern (the masker matches it as its key)."""
+    return min(GRAM, len(pattern) // 2)
+
+
+def anchors(pattern: bytes) -> list[tuple[bytes, int]]:
+    """The other anchors of a wrappable pattern: (slice, offset in the pattern)."""
+    n = len(pattern)
+    g = prefix_len(pattern)
+    found = [(pattern[n - g :], n - g)]
+    if n >= RUN_MIN + 2:  # room for a whole line between two wraps
+        found += [(pattern[o : o + GRAM], o) for o in range(0, n - GRAM + 1, GRAM)]
+    return found
 
 
 def trailing_run(data: bytes, before: int) -> int:

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import quote, quote_plus
 
-from xtok.run.unwrap import WRAP_MIN
+from xtok.run.unwrap import WRAP_MIN, Wrappable, keep_wrappable
 
 MIN_SECRET_LEN = 4  # shorter values would mask ordinary text: reported instead
 MIN_LINE_LEN = 8  # lines of a multi-line secret shorter than this are not patterns alone
@@ -37,6 +37,7 @@ _URL_SAFE = ("", "/", "!'()*")  # quote(safe=""), quote(), encodeURIComponent
 _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _JSON_SHORT |= {"\b": "\\b", "\f": "\\f"}
 _HTML = "<>&'=+`"  # escaped as \uXXXX by Go (<>&), Gson and .NET (all)
+_PLAIN = re.compile(rb"[A-Za-z0-9_.~-]*")  # bytes that no encoding here changes
 _BASH_NAMED = {7: b"\\a", 8: b"\\b", 9: b"\\t", 10: b"\\n", 11: b"\\v", 12: b"\\f", 13: b"\\r"}
 _BASH_NAMED |= {27: b"\\E", 39: b"\\'", 92: b"\\\\"}
 
@@ -45,12 +46,12 @@ def patterns_for(value: bytes) -> list[bytes]:
     """Every pattern that reveals `value`, longest first, without duplicates."""
     if len(value) < MIN_SECRET_LEN:
         return []
-    found: dict[bytes, None] = {}
+    found: dict[bytes, bytes] = {}
     for part in [value, *_lines(value), *_json_fields(value)]:
         for pattern in _encodings(part):
             if len(pattern) >= MIN_SECRET_LEN:
-                found[pattern] = None
-    return sorted(found, key=len, reverse=True)
+                found[pattern] = keep_wrappable(found.get(pattern), pattern)
+    return sorted(found.values(), key=len, reverse=True)
 
 
 def _lines(value: bytes) -> list[bytes]:
@@ -103,6 +104,8 @@ def _secret_field(key: str, text: str) -> bool:
 
 
 def _encodings(value: bytes) -> list[bytes]:
+    if _PLAIN.fullmatch(value):
+        return [value, *_base64_forms(value)]
     out = [value, *_base64_forms(value), *_url_forms(value)]
     with contextlib.suppress(UnicodeDecodeError):
         out += _json_forms(value.decode("utf-8"))
@@ -118,9 +121,11 @@ def _base64_forms(value: bytes) -> list[bytes]:
         first = -(-8 * offset // 6)  # characters that mix in the unknown preceding bytes
         last = 8 * (offset + len(value)) // 6  # characters fully determined by value
         core = encoded[first:last]
-        forms.append(core)
         forms.append(core.translate(bytes.maketrans(b"+/", b"-_")))
-        if len(core) < WRAP_MIN:  # longer ones are matched across wraps by the masker
+        if len(core) >= WRAP_MIN:  # the masker finds it across wraps
+            forms.append(Wrappable(core))
+        else:
+            forms.append(core)
             forms += [core[:i] + brk + core[i:] for i in range(1, len(core)) for brk in _BREAKS]
     return forms
 
