@@ -36,7 +36,8 @@ _HEX_ESCAPE = re.compile(rb"%[0-9A-F]{2}")
 _URL_SAFE = ("", "/", "!'()*")  # quote(safe=""), quote(), encodeURIComponent
 _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _JSON_SHORT |= {"\b": "\\b", "\f": "\\f"}
-_HTML = "<>&'=+`"  # escaped as \uXXXX by Go (<>&), Gson and .NET (all)
+# Characters escaped as \uXXXX on top: none (Python, JS), Go's, Gson's, .NET's.
+_HTML = ("", "<>&\u2028\u2029", "<>&='", "<>&'+`")
 _PLAIN = re.compile(rb"[A-Za-z0-9_.~-]*")  # bytes that no encoding here changes
 _BASH_NAMED = {7: b"\\a", 8: b"\\b", 9: b"\\t", 10: b"\\n", 11: b"\\v", 12: b"\\f", 13: b"\\r"}
 _BASH_NAMED |= {27: b"\\E", 39: b"\\'", 92: b"\\\\"}
@@ -143,24 +144,22 @@ def _url_forms(value: bytes) -> list[bytes]:
 def _json_forms(text: str) -> list[bytes]:
     """`text` as JSON encoders write it inside a string literal (without the quotes)."""
     forms: dict[bytes, None] = {}
-    for non_ascii, html, upper, slash in itertools.product((False, True), repeat=4):
+    for non_ascii, html, upper, slash in itertools.product(_BOTH, _HTML, _BOTH, _BOTH):
         out = []
         for ch in text:
             if ch in _JSON_SHORT:
                 out.append(_JSON_SHORT[ch])
             elif ch == "/" and slash:
                 out.append("\\/")
-            elif (
-                ord(ch) < 0x20
-                or (ch in "\u2028\u2029" and (html or non_ascii))
-                or (html and ch in _HTML)
-                or (non_ascii and ord(ch) > 0x7F)
-            ):
+            elif ord(ch) < 0x20 or ch in html or (non_ascii and ord(ch) > 0x7F):
                 out.append(_u_escape(ch, upper))
             else:
                 out.append(ch)
         forms["".join(out).encode()] = None
     return list(forms)
+
+
+_BOTH = (False, True)
 
 
 def _u_escape(ch: str, upper: bool) -> str:
