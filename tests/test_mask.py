@@ -429,6 +429,60 @@ def test_any_chunking_equals_the_reference(
         assert p not in result or p in MARK * len(p)
 
 
+@pytest.mark.parametrize("matcher_cls", MATCHERS, ids=lambda m: m.name)
+@settings(max_examples=150, deadline=None)
+@given(
+    secrets=st.lists(st.binary(min_size=4, max_size=60), min_size=1, max_size=3),
+    pieces=st.lists(
+        st.tuples(
+            st.binary(max_size=12),  # noise before
+            st.integers(0, 2),  # secret offset inside what is encoded
+            st.integers(0, 90),  # base64 characters before it on the line
+            st.sampled_from([16, 63, 64, 76]),  # line width (< 64: breaks are not wraps)
+            st.sampled_from([b"\n", b"\r\n"]),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    cuts=st.lists(st.integers(min_value=1, max_value=97), max_size=40),
+    data=st.data(),
+)
+def test_wrapped_base64_any_chunking_equals_the_reference(
+    matcher_cls: type[Matcher],
+    secrets: list[bytes],
+    pieces: list[tuple[bytes, int, int, int, bytes]],
+    cuts: list[int],
+    data: st.DataObject,
+) -> None:
+    patterns = [p for s in secrets for p in patterns_for(s)]
+    stream = b""
+    for noise, offset, lead, width, newline in pieces:
+        secret = data.draw(st.sampled_from(secrets))
+        encoded = base64.b64encode(bytes(offset) + secret + b"\xff")
+        filler = (base64.b64encode(noise * 30) or b"QUJD" * 30)[:lead]
+        stream += noise + wrap(filler + encoded, width, newline)
+    masker = Masker(Patterns(patterns, matcher_cls))
+    out, pos = [], 0
+    for n in cuts:
+        out.append(masker.feed(stream[pos : pos + n]))
+        assert masker.held <= masker.max_held
+        pos += n
+    out.append(masker.feed(stream[pos:]))
+    assert b"".join(out) + masker.flush() == reference(stream, patterns)
+
+
+def test_held_tail_stays_bounded_in_a_wrapped_blob(matcher: type[Matcher]) -> None:
+    """Pages of unrelated base64 hold back no more than a wrapped secret could span."""
+    compiled = Patterns(patterns_for(SECRET * 3), matcher)
+    masker = Masker(compiled)
+    blob = base64.encodebytes(random.Random(5).randbytes(200_000))
+    total = 0
+    for i in range(0, len(blob), 37):
+        total += len(masker.feed(blob[i : i + 37]))
+        assert masker.held <= compiled.max_held < 200
+    assert total + len(masker.flush()) == len(blob)
+
+
 def test_the_fastest_matcher_is_chosen_where_it_installs() -> None:
     import platform
 

@@ -150,6 +150,10 @@ class Masker:
     def held(self) -> int:
         return len(self._held)
 
+    @property
+    def max_held(self) -> int:
+        return self._set.max_held
+
     def feed(self, data: bytes) -> bytes:
         if self._set.literals.matcher is None:
             return data

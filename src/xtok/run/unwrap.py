@@ -86,16 +86,18 @@ class View:
 
 
 def block(buf: bytes, start: int, reach: int) -> tuple[int, int]:
-    """The run of base64 characters and line breaks around `buf[start]`: back `reach` bytes at
-    most, forward to its end."""
-    lo = max(0, start - reach)
+    """The run of base64 characters and line breaks around `buf[start]`: back `reach` bytes (and
+    the RUN_MIN before them, which tell whether the first break there is a wrap) at most,
+    forward to its end."""
+    lo = max(0, start - reach - RUN_MIN)
     back = _BLOCK.match(buf[lo:start][::-1])
     forward = _BLOCK.match(buf, start)
     return start - (back.end() if back else 0), forward.end() if forward else start
 
 
 def trailing_block(buf: bytes, reach: int) -> int:
-    """Start of the run of base64 characters and line breaks that ends `buf` (`reach` at most)."""
-    lo = max(0, len(buf) - reach)
+    """Start of the run of base64 characters and line breaks that ends `buf` (as far back as
+    `block` looks)."""
+    lo = max(0, len(buf) - reach - RUN_MIN)
     back = _BLOCK.match(buf[lo:][::-1])
     return len(buf) - (back.end() if back else 0)
