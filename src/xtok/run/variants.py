@@ -38,6 +38,7 @@ _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _JSON_SHORT |= {"\b": "\\b", "\f": "\\f"}
 # Characters escaped as \uXXXX on top: none (Python, JS), Go's, Gson's, .NET's.
 _HTML = ("", "<>&\u2028\u2029", "<>&='", "<>&'+`")
+_UNPRINTABLE = re.compile(rb"[^\x20-\x7e]")
 _PLAIN = re.compile(rb"[A-Za-z0-9_.~-]*")  # bytes that no encoding here changes
 _BASH_NAMED = {7: b"\\a", 8: b"\\b", 9: b"\\t", 10: b"\\n", 11: b"\\v", 12: b"\\f", 13: b"\\r"}
 _BASH_NAMED |= {27: b"\\E", 39: b"\\'", 92: b"\\\\"}
@@ -111,7 +112,8 @@ def _encodings(value: bytes) -> list[bytes]:
     with contextlib.suppress(UnicodeDecodeError):
         out += _json_forms(value.decode("utf-8"))
     out += [value.replace(b"'", b"'\\''"), value.replace(b"'", b"'\"'\"'")]
-    out += [_dollar_quote(value, utf8=False), _dollar_quote(value, utf8=True)]
+    if _UNPRINTABLE.search(value):  # else bash single-quotes it, as above
+        out += [_dollar_quote(value, utf8=False), _dollar_quote(value, utf8=True)]
     return out
 
 
@@ -143,19 +145,15 @@ def _url_forms(value: bytes) -> list[bytes]:
 
 def _json_forms(text: str) -> list[bytes]:
     """`text` as JSON encoders write it inside a string literal (without the quotes)."""
+    if _JSON_PLAIN.fullmatch(text):
+        return [text.encode()]
+    non_ascii = "".join({c for c in text if ord(c) > 0x7F})
     forms: dict[bytes, None] = {}
-    for non_ascii, html, upper, slash in itertools.product(_BOTH, _HTML, _BOTH, _BOTH):
-        out = []
-        for ch in text:
-            if ch in _JSON_SHORT:
-                out.append(_JSON_SHORT[ch])
-            elif ch == "/" and slash:
-                out.append("\\/")
-            elif ord(ch) < 0x20 or ch in html or (non_ascii and ord(ch) > 0x7F):
-                out.append(_u_escape(ch, upper))
-            else:
-                out.append(ch)
-        forms["".join(out).encode()] = None
+    for upper, table in _JSON_TABLES:
+        forms[text.translate(table).encode()] = None
+        if non_ascii:
+            table = table | {ord(c): _u_escape(c, upper) for c in non_ascii}
+            forms[text.translate(table).encode()] = None
     return list(forms)
 
 
@@ -166,6 +164,21 @@ def _u_escape(ch: str, upper: bool) -> str:
     code = ord(ch)
     units = [code] if code < 0x10000 else [0xD800 + (code - 0x10000 >> 10), 0xDC00 + (code & 0x3FF)]
     return "".join(f"\\u{u:04X}" if upper else f"\\u{u:04x}" for u in units)
+
+
+def _json_table(upper: bool, slash: bool, html: str) -> dict[int, str]:
+    """Quote, backslash and control characters, as every encoder escapes them; `/` optionally;
+    and the `html` characters as \\uXXXX."""
+    table = {c: _JSON_SHORT.get(chr(c), _u_escape(chr(c), upper)) for c in [*range(0x20), 34, 92]}
+    table |= {ord(c): _u_escape(c, upper) for c in html}
+    return table | ({ord("/"): "\\/"} if slash else {})
+
+
+_JSON_TABLES = [
+    (upper, _json_table(upper, slash, html))
+    for upper, slash, html in itertools.product(_BOTH, _BOTH, _HTML)
+]
+_JSON_PLAIN = re.compile(r"[^\x00-\x1f\"\\/<>&'=+`\x7f-\U0010ffff]*")
 
 
 def _dollar_quote(value: bytes, *, utf8: bool) -> bytes:
