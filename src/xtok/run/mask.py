@@ -22,7 +22,7 @@ from xtok.run.matcher import Matcher, best, small
 from xtok.run.variants import MIN_SECRET_LEN
 
 MARK = b"***"
-KEY = 64
+KEY = 16
 _PROBE = 4  # pattern prefixes this long locate candidate tails quickly
 Span = tuple[int, int]
 Build = Callable[[Sequence[bytes]], Matcher]
@@ -40,30 +40,38 @@ class _Literals:
         self.items = items  # sorted
         self.longest = max(map(len, items), default=0)
         keys: dict[bytes, int] = {}
-        exact: dict[int, int] = {}
-        longer: dict[int, list[bytes]] = {}
-        owners: dict[int, list[tuple[bytes, int]]] = {}
+        # Per key: its length, the pattern's length if it is one, longer patterns it starts,
+        # and (pattern, offset) of the wrappable patterns it is an anchor of.
+        sizes: list[int] = []
+        exact: list[int] = []
+        longer: list[tuple[bytes, ...]] = []
+        owners: list[tuple[tuple[bytes, int], ...]] = []
+
+        def index(key: bytes) -> int:
+            i = keys.setdefault(key, len(sizes))
+            if i == len(sizes):
+                sizes.append(len(key))
+                exact.append(0)
+                longer.append(())
+                owners.append(())
+            return i
+
         for p in items:
             wraps = anchored and isinstance(p, unwrap.Wrappable)
             key = p[: unwrap.prefix_len(p)] if wraps else p[:KEY]
-            i = keys.setdefault(key, len(keys))
+            i = index(key)
             if len(key) == len(p):
                 exact[i] = len(p)
             else:
-                longer.setdefault(i, []).append(p)
+                longer[i] += (p,)
             if wraps:
-                owners.setdefault(i, []).append((p, 0))
+                owners[i] += ((p, 0),)
                 for anchor, offset in unwrap.anchors(p):
-                    j = keys.setdefault(anchor, len(keys))
-                    owners.setdefault(j, []).append((p, offset))
-        self._info = [
-            (len(k), exact.get(i, 0), tuple(longer.get(i, ())), tuple(owners.get(i, ())))
-            for k, i in keys.items()
-        ]
+                    owners[index(anchor)] += ((p, offset),)
+        self._info = list(zip(sizes, exact, longer, owners, strict=True))
         self.matcher = build(list(keys)) if keys else None
         probes = {p[:_PROBE] for p in items if len(p) > _PROBE}
         self._probe = aux(sorted(probes)) if probes else None  # scans a few dozen bytes
-        self._short = {p[:n] for p in items for n in range(1, min(_PROBE, len(p) - 1) + 1)}
 
     def scan(self, buf: bytes) -> tuple[list[Span], list[int], int]:
         """(occurrences, starts of anchors to look around, start of the longest undecided tail)."""
@@ -103,8 +111,6 @@ class _Literals:
         return 0
 
     def _is_proper_prefix(self, piece: bytes) -> bool:
-        if len(piece) <= _PROBE and piece not in self._short:
-            return False
         i = bisect_left(self.items, piece)
         for candidate in self.items[i : i + 2]:  # piece itself may be a pattern; look past it
             if len(candidate) > len(piece) and candidate.startswith(piece):

@@ -38,7 +38,7 @@ def keep_wrappable(old: bytes | None, new: bytes) -> bytes:
 
 def prefix_len(pattern: bytes) -> int:
     """Length of the prefix anchor of a wrappable pattern (the masker matches it as its key)."""
-    return min(GRAM, len(pattern) // 2)
+    return min(GRAM // 2, len(pattern) // 2)
 
 
 def anchors(pattern: bytes) -> list[tuple[bytes, int]]:
