@@ -56,7 +56,7 @@ def main() -> None:
             for mode, results in runs.items():
                 results.append(measure(n, mode))
 
-        def med(mode: str, key: str) -> float:
+        def med(mode: str, key: str, runs: dict[str, list[dict[str, float]]] = runs) -> float:
             return statistics.median(r[key] for r in runs[mode])
 
         full_s, raw_s = med("full", "seconds"), med("raw", "seconds")

@@ -83,16 +83,19 @@ class _Literals:
         info = self._info
         for i, end in self.matcher.hits(buf):
             size, exact, longer, owners = info[i]
-            start = end - size
             if exact:
-                spans.append((start, end))
-            for p in longer:
-                if buf.startswith(p, start):
-                    spans.append((start, start + len(p)))
-                elif start < undecided and p.startswith(buf[start:]):
-                    undecided = start
-            if owners and not all(o <= start and buf.startswith(p, start - o) for p, o in owners):
-                anchors.append(start)
+                spans.append((end - exact, end))
+            if longer:
+                start = end - size
+                for p in longer:
+                    if buf.startswith(p, start):
+                        spans.append((start, start + len(p)))
+                    elif start < undecided and p.startswith(buf[start:]):
+                        undecided = start
+            if owners:
+                start = end - size
+                if not all(o <= start and buf.startswith(p, start - o) for p, o in owners):
+                    anchors.append(start)
         short = len(buf) - self._short_tail(buf)
         return spans, anchors, min(undecided, short)
 
@@ -183,30 +186,33 @@ class Masker:
         if cut == 0:
             self._held = buf
             return b""
-        # Every occurrence starting before `cut` lies wholly inside `buf`.
-        spans = [s for s in spans if s[0] < cut]
         if self._masked_until:
             spans.append((0, self._masked_until))
-        if not spans:
+        if not spans or min(spans)[0] >= cut:
             out = buf[:cut] if cut < len(buf) else buf
             self._held, self._in_mark, self._masked_until = buf[cut:], False, 0
             self._run = unwrap.trailing_run(out[-unwrap.RUN_MIN :], self._run)
             return out
-        result = bytearray()
-        pos = 0
-        last_end = -1
-        for start, end in merged(spans):
-            result += buf[pos:start]
-            if not (start == 0 and self._in_mark):
-                result += MARK
-            pos = last_end = end
+        # Every occurrence starting before `cut` lies wholly inside `buf`. Overlapping or
+        # touching ones make one masked run, also with the run the last output ended in.
+        spans.sort()
+        parts: list[bytes] = []
+        pos = 0  # the next unmasked byte
+        reach = 0 if self._in_mark else -1  # end of the masked run so far
+        for start, end in spans:
+            if start >= cut:
+                break
+            if start > reach:
+                parts += (buf[pos:start], MARK)
+            if end > reach:
+                pos = reach = end
         if pos < cut:
-            result += buf[pos:cut]
-        self._in_mark = last_end >= cut
-        self._masked_until = max(0, last_end - cut)
+            parts.append(buf[pos:cut])
+        self._in_mark = reach >= cut
+        self._masked_until = max(0, reach - cut)
         self._run = unwrap.trailing_run(buf[max(0, cut - unwrap.RUN_MIN) : cut], self._run)
         self._held = buf[cut:]
-        return bytes(result)
+        return b"".join(parts)
 
     def _wrapped_spans(self, wrapped: _Literals, buf: bytes, anchors: list[int]) -> list[Span]:
         """Occurrences across wraps of the base64-only patterns, around each anchor found."""
@@ -235,17 +241,6 @@ class Masker:
             return len(buf)
         _, _, undecided = wrapped.scan(view.text)
         return view.raw(undecided) if undecided < len(view.text) else len(buf)
-
-
-def merged(spans: Sequence[Span]) -> list[Span]:
-    """Union of overlapping or touching spans, in order."""
-    out: list[Span] = []
-    for start, end in sorted(spans):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
 
 
 def redact(text: str, values: Sequence[bytes]) -> str:
