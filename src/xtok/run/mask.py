@@ -90,7 +90,11 @@ class _Literals:
                 for p in longer:
                     if buf.startswith(p, start):
                         spans.append((start, start + len(p)))
-                    elif start < undecided and p.startswith(buf[start:]):
+                    elif (
+                        start < undecided
+                        and start + len(p) > len(buf)  # it may still come whole
+                        and p.startswith(buf[start:])
+                    ):
                         undecided = start
             if owners:
                 start = end - size
