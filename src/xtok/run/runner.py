@@ -27,9 +27,10 @@ from xtok.run.variants import patterns_for
 from xtok.sensitive import Secret
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# Bigger pipes and reads: fewer trips through the masker's per-read cost (measured:
-# bench/mask_throughput.py). Pipes grow up to /proc/sys/fs/pipe-max-size (1 MiB by default).
-_READ_SIZE = 1 << 20
+# Bigger pipes and reads than the default 64 KiB: fewer trips through the masker's per-read cost
+# (bench/mask_throughput.py). Pipes may grow to /proc/sys/fs/pipe-max-size (1 MiB by default).
+_PIPE_SIZE = 1 << 20
+_READ_SIZE = 1 << 18
 # Credentials the child must not inherit: xtok's own AWS identity and the token.
 _DROPPED_PREFIXES = ("AWS_",)
 _DROPPED_NAMES = frozenset({"XTOK_TOKEN"})
@@ -150,7 +151,7 @@ def _relay(child: subprocess.Popen[bytes], patterns: list[bytes]) -> None:
     compiled = Patterns(patterns)  # one compiled set; a masker (and its held tail) per stream
     for pipe, out_fd in ((child.stdout, 1), (child.stderr, 2)):
         with contextlib.suppress(OSError, AttributeError):  # Linux only
-            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _READ_SIZE)
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
         sel.register(pipe.fileno(), selectors.EVENT_READ, (Masker(compiled), out_fd, pipe))
 
     def write(fd: int, data: bytes) -> bool:
