@@ -15,10 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xtok.refs import SecretRef
+from xtok.run import runner
 from xtok.run.mask import MARK, Masker, Patterns, redact
 from xtok.run.matcher import AhoCorasickMatcher, HyperscanMatcher, Matcher, PythonMatcher
 from xtok.run.unwrap import B64, RUN_MIN, Wrappable
 from xtok.run.variants import MIN_LINE_LEN, patterns_for
+from xtok.sensitive import Secret
 
 MATCHERS = [HyperscanMatcher, AhoCorasickMatcher, PythonMatcher]
 SECRET = b"hunter2-Sup3r/Secret+Value"
@@ -187,6 +190,26 @@ def test_a_secret_of_64_kib_and_its_encodings(matcher: type[Matcher]) -> None:
     masked = out[: -len(secret) - 8]
     for form in [*forms, base64.b64encode(secret)]:
         assert not leaks(masked, form, n=64)
+
+
+def test_the_runner_masks_a_64_kib_secret_given_whole_and_as_a_file(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The runner with a real child: a value at Secrets Manager's limit runs (it used to exit
+    215 building the masker) and is masked in what the child prints, in env and as a file."""
+    secret = bytes(
+        random.Random(7).choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345") for _ in range(65_536)
+    )
+    secrets = [
+        (SecretRef("BIG", "big"), Secret(secret)),
+        (SecretRef("BIG_FILE", "big", as_file=True), Secret(secret)),
+    ]
+    script = 'printf "env %s\\n" "$BIG"; printf "file "; cat "$BIG_FILE"; '
+    script += 'printf "\\nb64 "; base64 "$BIG_FILE"'
+    status = runner.run(["sh", "-c", script], secrets)
+    out = capfd.readouterr().out
+    assert status == 0
+    assert out.startswith("env ***\nfile ***\nb64 ***") and secret[:64].decode() not in out
 
 
 # 5: URL, JSON, shell
