@@ -9,9 +9,9 @@ was 97% of all patterns); shorter base64 forms get those explicit patterns (see 
 It knows where to look from *anchors*: slices of each such pattern, matched with the other
 literals, one of which every wrapped occurrence holds unbroken. A pattern of n characters is cut
 into pieces by its wraps. With one wrap the pieces are a prefix and a suffix, one of them at
-least n/2 long: it holds the first or the last g = min(GRAM, n // 2) characters. With more,
-an inner piece is a whole line of at least RUN_MIN >= 2 * GRAM - 1 characters: it holds one of
-the GRAM-character slices taken every GRAM characters.
+least n/2 long: it holds the first or the last g = min(16, n // 2) characters. With more, an
+inner piece is a whole line of at least RUN_MIN >= 2 * GRAM - 1 characters: it holds one of the
+GRAM-character slices taken every GRAM characters.
 """
 
 from __future__ import annotations
