@@ -10,7 +10,8 @@ object or array, each string field that looks secret, see `_secret_field`):
 - percent-encoding as `quote(safe="")`, `quote()` (keeps `/`), `encodeURIComponent` (keeps
   `!'()*`) and `quote_plus`, each with upper- and lower-case hex;
 - JSON string escaping: `\\"`, `\\\\`, optional `\\/`, and `\\uXXXX` in lower- and upper-case
-  hex for control characters, U+2028/9, optionally non-ASCII, optionally `<>&'=+``;
+  hex for control characters, optionally for non-ASCII, and optionally for what Go (`<>&`,
+  U+2028/9), Gson (`<>&='`) or .NET (`<>&'+``) escape on top;
 - shell quoting as `set -x` prints it: bash `'\\''`, ash/dash `'"'"'`, and bash's `$'…'`
   (octal escapes; non-ASCII bytes raw under a UTF-8 locale, octal under `LC_ALL=C`).
 """
@@ -38,6 +39,7 @@ _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _JSON_SHORT |= {"\b": "\\b", "\f": "\\f"}
 # Characters escaped as \uXXXX on top: none (Python, JS), Go's, Gson's, .NET's.
 _HTML = ("", "<>&\u2028\u2029", "<>&='", "<>&'+`")
+_BREAKS = (b"\n", b"\r\n")
 _UNPRINTABLE = re.compile(rb"[^\x20-\x7e]")
 _PLAIN = re.compile(rb"[A-Za-z0-9_.~-]*")  # bytes that no encoding here changes
 _BASH_NAMED = {7: b"\\a", 8: b"\\b", 9: b"\\t", 10: b"\\n", 11: b"\\v", 12: b"\\f", 13: b"\\r"}
@@ -131,9 +133,6 @@ def _base64_forms(value: bytes) -> list[bytes]:
             forms.append(core)
             forms += [core[:i] + brk + core[i:] for i in range(1, len(core)) for brk in _BREAKS]
     return forms
-
-
-_BREAKS = (b"\n", b"\r\n")
 
 
 def _url_forms(value: bytes) -> list[bytes]:
