@@ -1,11 +1,11 @@
 """The fetch step: read the requested secrets with the token's credentials, and nothing else.
 
 It runs at the start of every pipeline step, so its usual case skips botocore (whose import
-costs more than the request): GetSecretValue is signed by `xtok.aws.sign`, sent with
-`http.client` to the endpoint `xtok.aws.endpoints` resolves, and retried as botocore's standard
-mode would (`xtok.aws.retry`); several secrets are read concurrently. Whatever needs more of
-botocore's configuration goes through a botocore client instead: a named profile or an AWS
-config file, a proxy, FIPS or dual-stack endpoints.
+costs more than the request): GetSecretValue is signed by `xtok.aws.sign`, sent by
+`xtok.aws.transport` to the endpoint `xtok.aws.endpoints` resolves, and retried as botocore's
+standard mode would (`xtok.aws.retry`); several secrets are read concurrently. Whatever needs
+more of botocore's configuration goes through a botocore client instead: a named profile or an
+AWS config file, a proxy, FIPS or dual-stack endpoints.
 """
 
 from __future__ import annotations
@@ -22,10 +22,18 @@ from urllib.parse import urlsplit
 from xtok import __version__
 from xtok.aws import endpoints, retry
 from xtok.aws.session import AwsConfig, aws_errors, error_for, session
-from xtok.errors import AccessDenied, AwsError, ConfigError, Error, NetworkError, UsageError
+from xtok.errors import (
+    AccessDenied,
+    AwsError,
+    ConfigError,
+    Error,
+    NetworkError,
+    TokenError,
+    UsageError,
+)
 from xtok.refs import SecretRef
 from xtok.sensitive import Secret
-from xtok.tokens.token import Credentials
+from xtok.tokens.token import TIP_RECOPY, Credentials
 
 _CONNECT_TIMEOUT = 5
 _READ_TIMEOUT = 30
@@ -79,6 +87,11 @@ def _read_all(reader: _Reader, names: list[str], whats: list[str]) -> list[Secre
 
 
 def _reader(creds: Credentials, config: AwsConfig) -> _Reader:
+    for part in (creds.secret_access_key.reveal_text(), creds.session_token.reveal_text()):
+        if not (part.isascii() and part.isprintable()) or " " in part:
+            raise TokenError(
+                "the token's credentials hold characters AWS never issues", tip=TIP_RECOPY
+            )
     env = os.environ
     region = config.region or creds.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if region is not None and not endpoints.REGION.match(region):
@@ -132,7 +145,7 @@ def _check_url(url: str) -> str:
 
 
 class _HttpReader:
-    """GetSecretValue over `http.client`: a JSON 1.1 request and answer, small and stable."""
+    """GetSecretValue as botocore sends it: a JSON 1.1 request and answer, small and stable."""
 
     def __init__(self, creds: Credentials, region: str, url: str) -> None:
         self.creds, self.region, self.url = creds, region, url.rstrip("/") + "/"
@@ -147,7 +160,7 @@ class _HttpReader:
             attempt += 1
             try:
                 status, retry_after, data = self._send(body)
-            except OSError as exc:  # refused, reset, dropped, timed out, TLS (http.client's too)
+            except OSError as exc:  # refused, reset, dropped, timed out, TLS, not HTTP
                 if retry.should_retry(attempt, None, None):
                     time.sleep(retry.delay(attempt, throttled=False))
                     continue
@@ -165,8 +178,7 @@ class _HttpReader:
             raise error_for(code, message, f"cannot read secret {what}")
 
     def _send(self, body: bytes) -> tuple[int, str | None, bytes]:
-        import http.client
-
+        from xtok.aws import transport
         from xtok.aws.sign import sign
 
         headers = sign(
@@ -185,24 +197,17 @@ class _HttpReader:
             when=datetime.now(UTC),
         )
         headers["User-Agent"] = f"xtok/{__version__}"
-        conn: http.client.HTTPConnection
-        if self.https:
-            conn = http.client.HTTPSConnection(
-                self.host, self.port, timeout=_CONNECT_TIMEOUT, context=_tls_context()
-            )
-        else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=_CONNECT_TIMEOUT)
-        try:
-            conn.connect()
-            if conn.sock is not None:
-                conn.sock.settimeout(_READ_TIMEOUT)
-            conn.request("POST", self.path, body, headers)
-            response = conn.getresponse()
-            return response.status, response.getheader("x-amz-retry-after"), response.read()
-        except http.client.HTTPException as exc:  # a broken answer: like a dropped connection
-            raise ConnectionError(type(exc).__name__) from None
-        finally:
-            conn.close()
+        response = transport.post(
+            self.host,
+            self.port or (443 if self.https else 80),
+            self.path,
+            headers,
+            body,
+            tls=_tls_context() if self.https else None,
+            connect_timeout=_CONNECT_TIMEOUT,
+            read_timeout=_READ_TIMEOUT,
+        )
+        return response.status, response.headers.get("x-amz-retry-after"), bytes(response.body)
 
 
 def _tls_context() -> Any:
@@ -266,7 +271,7 @@ class _BotocoreReader:
                     config=Config(
                         connect_timeout=_CONNECT_TIMEOUT,
                         read_timeout=_READ_TIMEOUT,
-                        retries={"max_attempts": retry.MAX_ATTEMPTS, "mode": "standard"},
+                        retries={"total_max_attempts": retry.MAX_ATTEMPTS, "mode": "standard"},
                     ),
                 )
             except ValueError:  # botocore's "Invalid endpoint: …"
