@@ -60,7 +60,7 @@ def sign(
     to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(request.encode()).hexdigest()}"
     key = f"AWS4{secret_key}".encode()
     for part in (stamp[:8], region, service, "aws4_request"):
-        key = hmac.digest(key, part.encode(), "sha256")
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     out["Authorization"] = (
         f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed}, "
