@@ -7,13 +7,14 @@ runs (`xtok.cli.app.COMMAND_MODULES`): a CI step starts every build, so start-up
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
 
+TYPE_CHECKING = False  # not typing's: importing typing costs `xtok --version` a tenth
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
+
     import click
 
 __all__ = ["cli", "entry", "main"]
@@ -49,6 +50,7 @@ def entry() -> NoReturn:
     if threading is not None and threading.active_count() > 1:
         sys.exit(code)
     import atexit
+    import contextlib
 
     atexit._run_exitfuncs()
     try:
