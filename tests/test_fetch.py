@@ -22,13 +22,14 @@ import botocore.retries.standard as standard
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from conftest import CANARY, DevServer, aws_env, run_xtok
+from conftest import CANARY, DevServer, aws_env, run_xtok, self_signed_certificate
 
 from xtok.aws import fetch, retry
 from xtok.aws.session import AwsConfig
 from xtok.errors import Error, NetworkError
 from xtok.refs import parse_ref
 from xtok.sensitive import Secret
+from xtok.server.bootstrap import spawn_dev
 from xtok.tokens.token import Credentials
 
 OK = (200, {"Name": "s", "SecretString": "stand-in-value"}, {})
@@ -252,3 +253,24 @@ def test_run_honours_the_profile_and_its_endpoint_url(
     missing = run_xtok(["run", "--profile", "nosuch", *command], env)
     assert missing.code == 208, missing.err
     assert "nosuch" in missing.err
+
+
+def test_https_endpoint_is_verified_against_aws_ca_bundle(tmp_path: Path) -> None:
+    """Over TLS the fetch trusts what botocore trusts: AWS_CA_BUNDLE, else the public CAs, so
+    a self-signed endpoint works only when its certificate is the bundle."""
+    cert, key = self_signed_certificate(tmp_path)
+    proc, exports = spawn_dev("--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        env = {**aws_env(exports["AWS_ENDPOINT_URL"]), **exports, "AWS_CA_BUNDLE": str(cert)}
+        assert run_xtok(["secret", "put", "tls/canary"], env, stdin=CANARY).code == 0
+        env["XTOK_TOKEN"] = run_xtok(["token"], env).out.strip()
+        command = ["run", "--secret", "S=tls/canary", "--", "sh", "-c", 'test "$S" = "$WANT"']
+        env["WANT"] = CANARY
+        assert run_xtok(command, env).code == 0
+        untrusted = run_xtok(command, {k: v for k, v in env.items() if k != "AWS_CA_BUNDLE"})
+        assert untrusted.code == 206, untrusted.err  # ExitCode.NETWORK: refused, not read
+        assert "SSLCertVerificationError" in untrusted.err
+        assert "AWS_CA_BUNDLE" in untrusted.err
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -39,6 +39,7 @@ _CONNECT_TIMEOUT = 5
 _READ_TIMEOUT = 30
 _MAX_CONCURRENCY = 8
 _TIP_NETWORK = "check --endpoint-url / AWS_ENDPOINT_URL and the network"
+_TIP_TLS = "the endpoint's certificate is not trusted: set AWS_CA_BUNDLE to its CA's PEM file"
 _TIP_REGION = "pass --region or set AWS_REGION"
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 
@@ -164,9 +165,10 @@ class _HttpReader:
                 if retry.should_retry(attempt, None, None):
                     time.sleep(retry.delay(attempt, throttled=False))
                     continue
+                failure = type(exc).__name__
                 raise NetworkError(
-                    f"cannot read secret {what}: no answer from {self.host} ({type(exc).__name__})",
-                    tip=_TIP_NETWORK,
+                    f"cannot read secret {what}: no answer from {self.host} ({failure})",
+                    tip=_TIP_TLS if failure.startswith("SSL") else _TIP_NETWORK,
                 ) from None
             if status == 200:
                 return _value_of(data, what)
