@@ -26,7 +26,7 @@ from conftest import CANARY, DevServer, aws_env, run_xtok, self_signed_certifica
 
 from xtok.aws import fetch, retry
 from xtok.aws.session import AwsConfig
-from xtok.errors import Error, NetworkError
+from xtok.errors import ConfigError, Error, NetworkError, TokenError, UsageError
 from xtok.refs import parse_ref
 from xtok.sensitive import Secret
 from xtok.server.bootstrap import spawn_dev
@@ -274,3 +274,25 @@ def test_https_endpoint_is_verified_against_aws_ca_bundle(tmp_path: Path) -> Non
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["127.0.0.1:4566", "ftp://h/", "http://", "http://h:0/", "http://é.example/", "http://h/a b"],
+)
+def test_an_endpoint_url_that_is_not_http_is_a_usage_error(url: str) -> None:
+    with pytest.raises(UsageError, match="not of the form"):
+        fetch.fetch([parse_ref("S=s")], creds(), AwsConfig(endpoint_url=url))
+
+
+@pytest.mark.parametrize("region", ["us-east-1\r\nX-Evil: 1", "a.b", ""])
+def test_a_forged_region_in_the_token_is_refused(region: str) -> None:
+    forged = Credentials("ASIAEXAMPLEEXAMPLE", Secret("s"), Secret("t"), region=region or "-")
+    with pytest.raises(ConfigError, match="invalid AWS region"):
+        fetch.fetch([parse_ref("S=s")], forged, AwsConfig(endpoint_url="http://127.0.0.1:9/"))
+
+
+def test_credentials_with_characters_aws_never_issues_are_a_token_error() -> None:
+    forged = Credentials("ASIAEXAMPLEEXAMPLE", Secret("s"), Secret("t\r\nX: y"), region="us-east-1")
+    with pytest.raises(TokenError, match="never issues"):
+        fetch.fetch([parse_ref("S=s")], forged, AwsConfig(endpoint_url="http://127.0.0.1:9/"))

@@ -137,6 +137,7 @@ def _check_url(url: str) -> str:
         valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
     except ValueError:
         valid = False
+    valid = valid and url.isascii() and url.isprintable() and " " not in url
     if not valid or parts.query or parts.fragment:
         raise UsageError(
             "the endpoint URL is not of the form http(s)://HOST[:PORT][/PATH]",
@@ -248,7 +249,7 @@ def _value_of(data: bytes, what: str) -> Secret:
         doc = json.loads(data)
         if isinstance(doc.get("SecretString"), str):
             return Secret(doc["SecretString"])
-        return Secret(base64.b64decode(doc.get("SecretBinary") or "", validate=True))
+        return Secret(base64.b64decode(doc.get("SecretBinary") or ""))
     except (ValueError, AttributeError):
         raise AwsError(
             f"cannot read secret {what}: the endpoint's answer is not readable"
