@@ -11,16 +11,14 @@ FIPS and dual-stack on and off.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
 import string
+import zlib
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
-
-from xtok.errors import ConfigError
 
 SERVICE = "secretsmanager"
 # botocore's check of a client's region (a valid host label, not all digits).
@@ -36,15 +34,13 @@ class _ResolutionError(Exception):
 
 
 def resolve(region: str, *, fips: bool, dualstack: bool) -> str | None:
-    """The endpoint URL botocore would use for Secrets Manager in `region`, or None where
-    botocore's client must decide.
+    """The endpoint URL botocore would use for Secrets Manager in `region` (which matches
+    REGION), or None where botocore's client must decide.
 
     FIPS, dual-stack and the legacy `fips-…`/`…-fips` pseudo-regions also consult botocore's
     endpoints table (1.2 MB of JSON, slower to parse than botocore is to import), which may
     refuse a variant the rule set would build: there, botocore's own client does the fetch.
     """
-    if not REGION.match(region):
-        raise ConfigError(f"invalid AWS region {region!r}", tip="pass --region, e.g. us-east-1")
     if fips or dualstack or "fips" in region:
         return None
     params = {"Region": region, "UseFIPS": False, "UseDualStack": False}
@@ -153,7 +149,7 @@ def _load(name: str) -> dict[str, Any]:
         for path in (root / f"{name}.json", root / f"{name}.json.gz"):
             if path.is_file():
                 raw = path.read_bytes()
-                data = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+                data = json.loads(zlib.decompress(raw, wbits=31) if path.suffix == ".gz" else raw)
                 if isinstance(data, dict):
                     return data
     raise _Unsupported(f"no {name} data")

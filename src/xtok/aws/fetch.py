@@ -96,7 +96,8 @@ def _reader(creds: Credentials, config: AwsConfig) -> _Reader:
     env = os.environ
     region = config.region or creds.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if region is not None and not endpoints.REGION.match(region):
-        raise ConfigError(f"invalid AWS region {region!r}", tip=_TIP_REGION)
+        # Not shown: it may come from a forged token, and a terminal must not render it.
+        raise ConfigError("invalid AWS region (not a DNS label)", tip=_TIP_REGION)
     url = config.endpoint_url
     if not url and not _true(env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")):
         url = env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or env.get("AWS_ENDPOINT_URL")
