@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import click.testing
@@ -87,3 +88,18 @@ def test_exit_status_is_kept_and_an_unwritable_stdout_fails_without_traceback() 
 
 def test_main_still_returns_its_status() -> None:
     assert main(["--version"]) == 0
+
+
+def test_an_open_sqlite_database_is_closed_at_exit(tmp_path: Path) -> None:
+    """A WAL database left open (as the local endpoint leaves its own) is checkpointed and
+    its -wal file removed by the ordinary exit, which xtok then does not skip."""
+    db = tmp_path / "x.db"
+    proc = python(
+        "import sqlite3, sys; "
+        f"conn = sqlite3.connect({str(db)!r}, isolation_level=None); "
+        "conn.execute('PRAGMA journal_mode=WAL'); conn.execute('CREATE TABLE t (x)'); "
+        "sys.argv = ['xtok', '--version']; from xtok.cli import entry; entry()"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert db.exists()
+    assert not (tmp_path / "x.db-wal").exists()

@@ -42,13 +42,13 @@ def entry() -> NoReturn:
     """The `xtok` executable: `main()`, then exit without tearing the interpreter down.
 
     Teardown (freeing every module) costs more than some commands; what must happen at exit
-    still does: non-daemon threads are waited for (by the ordinary exit, when any is left),
-    atexit handlers run and the standard streams are flushed.
+    still does: atexit handlers run and the standard streams are flushed. When threads are
+    left or SQLite was used, the ordinary exit joins them and closes its databases instead.
     """
     code = main()
     threading = sys.modules.get("threading")
-    if threading is not None and threading.active_count() > 1:
-        sys.exit(code)
+    if "sqlite3" in sys.modules or (threading is not None and threading.active_count() > 1):
+        sys.exit(code)  # open databases (the local endpoint's) are closed by the teardown
     import atexit
     import contextlib
 
