@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -296,3 +298,21 @@ def test_credentials_with_characters_aws_never_issues_are_a_token_error() -> Non
     forged = Credentials("ASIAEXAMPLEEXAMPLE", Secret("s"), Secret("t\r\nX: y"), region="us-east-1")
     with pytest.raises(TokenError, match="never issues"):
         fetch.fetch([parse_ref("S=s")], forged, AwsConfig(endpoint_url="http://127.0.0.1:9/"))
+
+
+def test_the_usual_fetch_imports_no_botocore(
+    token_env: dict[str, str], xtok_server: DevServer
+) -> None:
+    """The fast path's reason to exist: `xtok run` with a plain environment never loads
+    botocore (its import costs more than the whole request)."""
+    env = {**token_env, "AWS_ENDPOINT_URL": xtok_server.url, "AWS_CONFIG_FILE": "/dev/null"}
+    code = (
+        "import sys; from xtok.cli import main; "
+        "status = main(['run', '--secret', 'S=fetch/canary', '--', 'true']); "
+        "print(status, sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('botocore', 'boto3', 'urllib3', 'http')), file=sys.stderr)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.stderr.strip() == "0 []", proc.stderr
