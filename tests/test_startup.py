@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import click.testing
 
-from xtok.cli import app, main
+from xtok.cli import app
 
 
 def python(code: str) -> subprocess.CompletedProcess[str]:
@@ -84,10 +84,6 @@ def test_exit_status_is_kept_and_an_unwritable_stdout_fails_without_traceback() 
         )
     assert proc.returncode == 120
     assert b"Traceback" not in proc.stderr
-
-
-def test_main_still_returns_its_status() -> None:
-    assert main(["--version"]) == 0
 
 
 def test_an_open_sqlite_database_is_closed_at_exit(tmp_path: Path) -> None:
