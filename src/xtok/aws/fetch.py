@@ -11,6 +11,7 @@ AWS config file, a proxy, FIPS or dual-stack endpoints.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import time
@@ -20,8 +21,9 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from xtok import __version__
-from xtok.aws import endpoints, retry
+from xtok.aws import endpoints, retry, transport
 from xtok.aws.session import AwsConfig, aws_errors, error_for, session
+from xtok.aws.sign import sign
 from xtok.errors import (
     AccessDenied,
     AwsError,
@@ -182,9 +184,6 @@ class _HttpReader:
             raise error_for(code, message, f"cannot read secret {what}")
 
     def _send(self, body: bytes) -> tuple[int, str | None, bytes]:
-        from xtok.aws import transport
-        from xtok.aws.sign import sign
-
         headers = sign(
             "POST",
             self.url,
@@ -214,6 +213,7 @@ class _HttpReader:
         return response.status, response.headers.get("x-amz-retry-after"), bytes(response.body)
 
 
+@functools.cache  # loading the CA file costs more than a request: once per process
 def _tls_context() -> Any:
     """Certificates as botocore verifies them: AWS_CA_BUNDLE, else certifi's, else its own."""
     import ssl
