@@ -305,7 +305,8 @@ def test_the_usual_fetch_imports_no_botocore(
 ) -> None:
     """The fast path's reason to exist: `xtok run` with a plain environment never loads
     botocore (its import costs more than the whole request)."""
-    env = {**token_env, "AWS_ENDPOINT_URL": xtok_server.url, "AWS_CONFIG_FILE": "/dev/null"}
+    env = {k: v for k, v in token_env.items() if not k.lower().endswith("_proxy")}
+    env.update(AWS_ENDPOINT_URL=xtok_server.url, AWS_CONFIG_FILE="/dev/null")
     code = (
         "import sys; from xtok.cli import main; "
         "status = main(['run', '--secret', 'S=fetch/canary', '--', 'true']); "
