@@ -136,9 +136,8 @@ class _Rules:
 
 def _search_paths() -> list[Path]:
     """Where botocore's loader looks for data, in its order."""
-    extra = [
-        Path(p).expanduser() for p in os.environ.get("AWS_DATA_PATH", "").split(os.pathsep) if p
-    ]
+    paths = os.environ.get("AWS_DATA_PATH", "").split(os.pathsep)
+    extra = [Path(os.path.expandvars(p)).expanduser() for p in paths if p]
     spec = find_spec("botocore")
     builtin = [Path(p) / "data" for p in (spec.submodule_search_locations or [])] if spec else []
     return [*extra, Path("~/.aws/models").expanduser(), *builtin]
