@@ -22,6 +22,9 @@ from xtok.tokens.token import Credentials
 BOTOCORE_DATA = Path(botocore.__file__).parent / "data"
 PARTITIONS = json.loads((BOTOCORE_DATA / "partitions.json").read_text())["partitions"]
 REGIONS = sorted({r for p in PARTITIONS for r in p["regions"]})
+ONE_PER_PARTITION = sorted(
+    min(r for r in p["regions"] if not r.endswith("-global")) for p in PARTITIONS
+)
 UNLISTED = ["us-gov-north-9", "eu-isoe-north-7", "cn-south-3", "xx-nowhere-1", "fips-us-east-1"]
 INVALID = ["us_east_1", "-us-east-1", "123", "a" * 64, "us-east-1.evil.example"]
 SETTINGS = [(False, False), (True, False), (False, True), (True, True)]
@@ -109,6 +112,29 @@ def test_same_endpoint_as_botocore(
     for fips, dualstack in SETTINGS:
         expected = botocore_endpoint(session, region, fips, dualstack)
         assert ours(region, fips, dualstack, monkeypatch) == expected, (region, fips, dualstack)
+
+
+@pytest.mark.parametrize("region", ONE_PER_PARTITION)
+def test_the_profiles_fips_and_dualstack_settings_as_botocore(
+    session: Any, region: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same settings from the profile (use_fips_endpoint, use_dualstack_endpoint), for a
+    region of each partition (the region-by-region comparison above goes through the same
+    decision with the settings from the environment)."""
+    for fips, dualstack in SETTINGS[1:]:
+        config = tmp_path / "config"
+        config.write_text(
+            f"[default]\nuse_fips_endpoint = {str(fips).lower()}\n"
+            f"use_dualstack_endpoint = {str(dualstack).lower()}\n"
+        )
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+        try:
+            reader = fetch._reader(credentials(region), AwsConfig())
+            found = sent_by(reader.client)
+        except Error:
+            found = "error"
+        expected = botocore_endpoint(session, region, fips, dualstack)
+        assert found == expected, (region, fips, dualstack)
 
 
 @pytest.mark.parametrize("region", [r for r in REGIONS if "fips" not in r])
