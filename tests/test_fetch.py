@@ -300,13 +300,15 @@ def test_credentials_with_characters_aws_never_issues_are_a_token_error() -> Non
         fetch.fetch([parse_ref("S=s")], forged, AwsConfig(endpoint_url="http://127.0.0.1:9/"))
 
 
+@pytest.mark.parametrize("config", ["", "[default]\nregion = us-east-1\noutput = json\n"])
 def test_the_usual_fetch_imports_no_botocore(
-    token_env: dict[str, str], xtok_server: DevServer
+    token_env: dict[str, str], xtok_server: DevServer, tmp_path: Path, config: str
 ) -> None:
-    """The fast path's reason to exist: `xtok run` with a plain environment never loads
-    botocore (its import costs more than the whole request)."""
+    """The fast path's reason to exist: `xtok run` with a plain environment, or the config file
+    `aws configure` writes, never loads botocore (its import costs more than the request)."""
+    (tmp_path / "config").write_text(config)
     env = {k: v for k, v in token_env.items() if not k.lower().endswith("_proxy")}
-    env.update(AWS_ENDPOINT_URL=xtok_server.url, AWS_CONFIG_FILE="/dev/null")
+    env.update(AWS_ENDPOINT_URL=xtok_server.url, AWS_CONFIG_FILE=str(tmp_path / "config"))
     code = (
         "import sys; from xtok.cli import main; "
         "status = main(['run', '--secret', 'S=fetch/canary', '--', 'true']); "

@@ -5,7 +5,8 @@ costs more than the request): GetSecretValue is signed by `xtok.aws.sign`, sent 
 `xtok.aws.transport` to the endpoint `xtok.aws.endpoints` resolves, and retried as botocore's
 standard mode would (`xtok.aws.retry`); several secrets are read concurrently. Whatever needs
 more of botocore's configuration goes through a botocore client instead: a named profile or an
-AWS config file, a proxy, FIPS or dual-stack endpoints.
+AWS config file with settings `xtok.aws.settings` does not read, a proxy, FIPS or dual-stack
+endpoints.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from xtok import __version__
-from xtok.aws import endpoints, retry, transport
+from xtok.aws import endpoints, retry, settings, transport
 from xtok.aws.session import AwsConfig, aws_errors, error_for, session
 from xtok.aws.sign import sign
 from xtok.errors import (
@@ -96,42 +97,30 @@ def _reader(creds: Credentials, config: AwsConfig) -> _Reader:
                 "the token's credentials hold characters AWS never issues", tip=TIP_RECOPY
             )
     env = os.environ
-    region = config.region or creds.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    region = config.region or creds.region or env.get("AWS_REGION")
+    if config.endpoint_url:
+        _check_url(config.endpoint_url)
+    where = settings.read(config.profile)
+    if where is None or any(env.get(v) or env.get(v.upper()) for v in _PROXY_VARIABLES):
+        # Settings only botocore reads faithfully; it also finds the region when none is set.
+        return _BotocoreReader(creds, config, _checked(region or env.get("AWS_DEFAULT_REGION")))
+    region = _checked(region or where.region)
+    if region is None:
+        raise ConfigError("no AWS region for the fetch", tip=_TIP_REGION)
+    url = config.endpoint_url or where.endpoint_url
+    if url:
+        return _HttpReader(creds, region, _check_url(url), where.ca_bundle)
+    url = endpoints.resolve(region, fips=where.fips, dualstack=where.dualstack)
+    if url is None:
+        return _BotocoreReader(creds, config, region)
+    return _HttpReader(creds, region, url, where.ca_bundle)
+
+
+def _checked(region: str | None) -> str | None:
     if region is not None and not endpoints.REGION.match(region):
         # Not shown: it may come from a forged token, and a terminal must not render it.
         raise ConfigError("invalid AWS region (not a DNS label)", tip=_TIP_REGION)
-    url = config.endpoint_url
-    if not url and not _true(env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")):
-        url = env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or env.get("AWS_ENDPOINT_URL")
-    if url:
-        url = _check_url(url)
-    if _needs_botocore(config):
-        return _BotocoreReader(creds, config, region)
-    if region is None:
-        raise ConfigError("no AWS region for the fetch", tip=_TIP_REGION)
-    if not url:
-        fips, dualstack = (
-            _true(env.get(v)) for v in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
-        )
-        url = endpoints.resolve(region, fips=fips, dualstack=dualstack)
-        if url is None:
-            return _BotocoreReader(creds, config, region)
-    return _HttpReader(creds, region, url)
-
-
-def _needs_botocore(config: AwsConfig) -> bool:
-    """A profile, an AWS config file or a proxy: settings only botocore reads faithfully."""
-    env = os.environ
-    if config.profile or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE"):
-        return True
-    path = os.path.expandvars(os.path.expanduser(env.get("AWS_CONFIG_FILE") or "~/.aws/config"))
-    if os.path.isfile(path) and os.path.getsize(path) > 0:
-        return True
-    return any(env.get(v) or env.get(v.upper()) for v in _PROXY_VARIABLES)
-
-
-def _true(value: str | None) -> bool:
-    return value is not None and value.lower() == "true"  # botocore's ensure_boolean
+    return region
 
 
 def _check_url(url: str) -> str:
@@ -152,8 +141,9 @@ def _check_url(url: str) -> str:
 class _HttpReader:
     """GetSecretValue as botocore sends it: a JSON 1.1 request and answer, small and stable."""
 
-    def __init__(self, creds: Credentials, region: str, url: str) -> None:
+    def __init__(self, creds: Credentials, region: str, url: str, ca_bundle: str | None) -> None:
         self.creds, self.region, self.url = creds, region, url.rstrip("/") + "/"
+        self.ca_bundle = ca_bundle
         parts = urlsplit(self.url)
         self.https = parts.scheme == "https"
         self.host, self.port, self.path = parts.hostname or "", parts.port, parts.path
@@ -206,7 +196,7 @@ class _HttpReader:
             self.path,
             headers,
             body,
-            tls=_tls_context() if self.https else None,
+            tls=_tls_context(self.ca_bundle) if self.https else None,
             connect_timeout=_CONNECT_TIMEOUT,
             read_timeout=_READ_TIMEOUT,
         )
@@ -214,11 +204,11 @@ class _HttpReader:
 
 
 @functools.cache  # loading the CA file costs more than a request: once per process
-def _tls_context() -> Any:
-    """Certificates as botocore verifies them: AWS_CA_BUNDLE, else certifi's, else its own."""
+def _tls_context(cafile: str | None) -> Any:
+    """Certificates as botocore verifies them: AWS_CA_BUNDLE or the profile's ca_bundle, else
+    certifi's, else botocore's own."""
     import ssl
 
-    cafile = os.environ.get("AWS_CA_BUNDLE")
     if not cafile:
         try:
             import certifi
