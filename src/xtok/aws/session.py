@@ -87,18 +87,19 @@ class AwsConfig:
 
 
 def check_endpoint_url(url: str) -> str:
-    """`url` if it is an http(s) URL with a host; botocore would fail later, less clearly."""
+    """`url` if it is http(s)://HOST[:PORT][/PATH]; botocore would fail later, less clearly."""
     from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
         ok = False
-    if not ok:
+    ok = ok and url.isascii() and url.isprintable() and " " not in url
+    if not ok or parts.query or parts.fragment:
         raise UsageError(
-            f"endpoint URL {shown(url)!r} is not an http(s) URL",
+            f"endpoint URL {shown(url)!r} is not an http(s) URL of the form "
+            "http(s)://HOST[:PORT][/PATH]",
             tip="give the scheme, e.g. --endpoint-url http://127.0.0.1:4566",
         )
     return url

@@ -6,6 +6,7 @@ Every failure is an `xtok.errors.Error`, printed as one line plus a tip, with it
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from xtok import __version__
+from xtok import VERSION_MESSAGE, __version__
 from xtok.duration import format_duration
 from xtok.errors import Error, ExitCode, Interrupted, UsageError
 
@@ -104,8 +105,44 @@ secrets_option = click.option(
 prefix_option = click.option("--prefix", metavar="P", help="All secrets whose name starts with P.")
 
 
-@click.group(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xtok")
+# Which module registers each top-level command: a command's module (and what it imports) is
+# loaded only when that command runs, so `xtok run` does not pay for `xtok approve`.
+COMMAND_MODULES = {
+    "approve": "tokens",
+    "audit": "server",
+    "demo": "server",
+    "inspect": "tokens",
+    "policy": "policy",
+    "relay": "relay",
+    "request": "tokens",
+    "revoke": "policy",
+    "run": "run",
+    "secret": "secret",
+    "server": "server",
+    "setup": "policy",
+    "token": "tokens",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"xtok.cli.{COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+
+def load_all() -> click.Group:
+    """The group with every command registered (for callers that walk `cli.commands`)."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"xtok.cli.{module}")
+    return cli
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="xtok", message=VERSION_MESSAGE)
 def cli() -> None:
     """xtok: exploding tokens for CI.
 

@@ -102,7 +102,7 @@ def _exit_code_table() -> str:
     show_envvar=True,
     help="Refuse a token with less life left than this.",
 )
-@aws_options(profile=False)
+@aws_options()
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(
     token_stdin: bool,
