@@ -4,7 +4,15 @@ Every failure is an `xtok.errors.Error`, printed as one line plus a tip, with it
 Each module below registers its commands on the `cli` group.
 """
 
-from xtok.cli import policy, relay, run, secret, server, tokens  # noqa: F401 - register commands
+from xtok.cli import (  # noqa: F401 - register commands
+    inbox,
+    policy,
+    relay,
+    run,
+    secret,
+    server,
+    tokens,
+)
 from xtok.cli.app import cli, main
 
 __all__ = ["cli", "main"]

@@ -4,29 +4,19 @@
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
+from xtok.approval.review import printable
 from xtok.cli.app import note, stdin_is_tty, warn
 from xtok.duration import format_duration
 from xtok.errors import AccessDenied, Error, NetworkError, TokenExpired, UsageError
 
 POLL = 50  # seconds per long poll: under common proxies' idle timeouts
 RETRIES = 5  # consecutive network failures tolerated while waiting
-
-
-def printable(value: object, limit: int = 200) -> str:
-    """A hostile value for a terminal: control, format (bidi) and separator characters are
-    shown as escapes."""
-    text = str(value)[:limit]
-    return "".join(
-        c if c == " " or (c.isprintable() and unicodedata.category(c) != "Cf") else ascii(c)[1:-1]
-        for c in text
-    )
 
 
 class NotApproved(AccessDenied):

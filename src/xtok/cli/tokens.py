@@ -316,9 +316,9 @@ def approve_cmd(
     (--relay or $XTOK_RELAY_URL): log in with your AWS identity, list, pick, review, answer.
     A CI's OIDC proof is verified here, never trusted from the relay.
     """
-    from xtok.approval import seal
+    from xtok.approval import review, seal
     from xtok.approval.request import RequestCode
-    from xtok.aws.mint import MintRequest, mint
+    from xtok.aws.mint import mint
     from xtok.cli import relay_flows
 
     reviewed = None
@@ -338,22 +338,13 @@ def approve_cmd(
     role = role_arn or request.role
     if role is None:
         raise UsageError("the request names no role", tip="pass --role ARN")
-    who = request.identity
+    proof = reviewed.entry.get("proof") if reviewed else None
+    history = review.History()
+    changes = review.differences(request, role, bool(proof), history.last(request))
     lines = [
-        ("CI", who.ci),
-        ("job", who.job or "-"),
-        ("build", (who.build or "-") + (f"  ({who.url})" if who.url else "")),
-        ("commit", who.commit or "-"),
-        (
-            "secrets",
-            ", ".join(
-                f"{r.env}={r.label}" + (" (file)" if r.as_file else "") for r in request.secrets
-            ),
-        ),
-        ("lifetime", format_duration(request.duration)),
-        ("role", role + ("  (not the one requested)" if request.role not in (None, role) else "")),
-        ("request", f"{request.id}  key {request.fingerprint}"),
-        *relay_flows.proof_lines(reviewed.entry.get("proof") if reviewed else None, request),
+        *((k, review.printable(v)) for k, v in review.rows(request, role)),
+        *relay_flows.proof_lines(proof, request),
+        *(("differs", click.style(change, fg="yellow")) for change in changes),
     ]
     click.echo("xtok: approve this run?", err=True)
     for key, value in lines:
@@ -365,26 +356,10 @@ def approve_cmd(
             if reviewed is not None:
                 relay_flows.offer_denial(reviewed)
             raise Interrupted("not approved: nothing was minted")
-    req = MintRequest(
-        duration=request.duration,
-        role_arn=role,
-        target=target_of([r.name for r in request.secrets], None),
-        label=who.label if (who.job or who.build) else f"xtok-{request.id}",
-        mfa_serial=mfa_serial,
-        mfa_code=mfa_code,
-        tags=tuple(
-            (f"xtok:{k}", v)
-            for k, v in (
-                ("job", who.job),
-                ("build", who.build),
-                ("commit", who.commit),
-                ("request", request.id),
-            )
-            if v
-        ),
-    )
+    req = review.mint_request(request, role, mfa_serial, mfa_code)
     creds = mint(aws, req, utcnow(), ask_mfa_code)
     text = seal.seal(request, creds).encode()
+    history.record(request, role, proven=bool(proof))
     if reviewed is not None:
         reviewed.relay.approve(request.id, text)
         note(f"sealed token posted to {reviewed.relay.url} for request {request.id}")
