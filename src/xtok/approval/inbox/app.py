@@ -41,7 +41,7 @@ HEADERS = {
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
 }
-_STATIC = {"inbox.js": "text/javascript", "inbox.css": "text/css"}
+_STATIC = {"inbox.js": "text/javascript", "inbox.css": "text/css", "icon.svg": "image/svg+xml"}
 REASON_LIMIT = 200
 FORBIDDEN = Response("forbidden", status_code=403, media_type="text/plain")
 

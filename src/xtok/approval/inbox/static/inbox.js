@@ -85,25 +85,25 @@ function openRequest(id) {
     row.append(el("th", key), el("td", value, "value"));
     rows.append(row);
   }
-  const id = entry.identity || { status: "refused", note: "" };
+  const proof = entry.identity || { status: "refused", note: "" };
   const identity = $("identity");
   const claims = $("claims").tBodies[0];
   claims.replaceChildren();
-  if (id.status === "verified") {
-    const bound = id.binding === "key" ? "bound to this request's key"
+  if (proof.status === "verified") {
+    const bound = proof.binding === "key" ? "bound to this request's key"
       : "fixed audience: bound to this key from its first use";
-    identity.textContent = `VERIFIED by ${id.issuer} (${bound})`;
+    identity.textContent = `VERIFIED by ${proof.issuer} (${bound})`;
     identity.className = "verified";
-    for (const [key, value] of id.claims) {
+    for (const [key, value] of proof.claims) {
       const row = el("tr");
       row.append(el("th", key), el("td", value, "value"));
       claims.append(row);
     }
-  } else if (id.status === "unproven") {
-    identity.textContent = "UNPROVEN: CI, job, build and commit are " + id.note;
+  } else if (proof.status === "unproven") {
+    identity.textContent = "UNPROVEN: CI, job, build and commit are " + proof.note;
     identity.className = "unproven";
   } else {
-    identity.textContent = "REFUSED: " + id.note;
+    identity.textContent = "REFUSED: " + proof.note;
     identity.className = "refused";
   }
   const diffs = $("differences");
