@@ -217,6 +217,7 @@ def test_one_process_gitlab_style_run_and_a_replay_refused(
         ],
         env,
     )
+    assert not list(Path(run_env["XTOK_STATE_DIR"]).glob("*.json"))  # its key is in memory
     replay = run_xtok(["request", "--secret", f"DB={secret}", "--relay", relay.url, "--wait"], env)
     assert replay.code == int(AccessDenied.exit_code)
     assert "already used to prove another request" in replay.err
@@ -228,6 +229,8 @@ def test_one_process_gitlab_style_run_and_a_replay_refused(
     done = waiting.finish()
     assert done.code == 0, done.err
     assert "db=*** oidc=dropped" in done.out
+    # The one process kept its key in memory; the refused `xtok request` removed its own.
+    assert not list(Path(run_env["XTOK_STATE_DIR"]).glob("*.json"))
 
 
 def test_approver_rules_and_required_proof_refuse_before_minting(
@@ -348,13 +351,28 @@ def test_answers_are_checked_and_only_the_run_reads_them(
     assert run.wait(code.id, posted["wait_secret"], 0)["reason"] == "no"
 
 
-def test_unanswered_request_expires_and_the_wait_ends(relay: RelayProc) -> None:
+def test_unanswered_request_expires_and_the_wait_ends(relay: RelayProc, admin: AwsConfig) -> None:
     run = relay_client.Relay(relay.url)
     code, _ = new_code(duration=1)
     posted = run.post(code.encode(), None, RUN_KEY)
     started = time.monotonic()
     assert run.wait(code.id, posted["wait_secret"], 10)["state"] == "expired"
     assert time.monotonic() - started < 9  # the long poll ended with the expiry, not the wait
+    approver = relay_client.Relay(relay.url)
+    approver.login(admin)
+    refused(lambda: approver.deny(code.id, "late"), relay_client.RelayError, "expired")
+
+
+def test_picking_an_answered_request_is_refused(
+    relay: RelayProc, admin: AwsConfig, approver_env: dict[str, str]
+) -> None:
+    code, _ = new_code()
+    relay_client.Relay(relay.url).post(code.encode(), None, RUN_KEY)
+    approver = relay_client.Relay(relay.url)
+    approver.login(admin)
+    approver.deny(code.id, "no")
+    res = run_xtok(["approve", "--relay", relay.url, "--pick", code.id, "--yes"], approver_env)
+    assert res.code == 200 and f"request {code.id} is denied" in res.err
 
 
 def test_rate_limit_per_poster(xtok_server: DevServer, issuer: Issuer, tmp_path: Path) -> None:
@@ -538,3 +556,67 @@ def test_approver_signs_for_the_relays_sts_endpoint(
     res = run_xtok(["approve", "--relay", relay.url], env)
     assert res.code == 0, res.err
     assert f"logged in to {relay.url} as {ADMIN_ARN}" in res.err
+
+
+def test_a_waiting_github_run_keeps_its_proof_fresh(
+    relay: RelayProc,
+    issuer: Issuer,
+    role: tuple[str, str],
+    run_env: dict[str, str],
+    approver_env: dict[str, str],
+    admin: AwsConfig,
+) -> None:
+    """GitHub's ID tokens live 5 minutes, approvers take longer: the waiting run posts a fresh
+    one before the last expires, so the approver always verifies a live proof."""
+    import jwt
+
+    role_arn, secret = role
+    issuer.lifetime = 62  # the run refreshes 60 s before expiry: here every ~2 s
+    try:
+        args = ["request", "--secret", f"DB={secret}", "--role", role_arn]
+        waiting = Waiting(
+            [*args, "--relay", relay.url, "--wait"],
+            {**run_env, **GITHUB_ENV, **issuer.github_env()},
+        )
+        approver = relay_client.Relay(relay.url)
+        approver.login(admin)
+        first = approver.get(waiting.id)["proof"]
+        for _ in range(100):
+            latest = approver.get(waiting.id)["proof"]
+            if latest != first:
+                break
+            time.sleep(0.1)
+
+        def issued(token: str) -> int:
+            return int(jwt.decode(token, options={"verify_signature": False})["iat"])
+
+        assert latest != first and issued(latest) > issued(first)
+    finally:
+        issuer.lifetime = 600
+    res = run_xtok(["approve", "--relay", relay.url, "--pick", waiting.id, "--yes"], approver_env)
+    assert res.code == 0 and "VERIFIED by" in res.err, res.err
+    assert waiting.finish().code == 0
+
+
+def test_proof_refresh_keeps_the_identity_and_needs_the_wait_secret(
+    relay: RelayProc, issuer: Issuer
+) -> None:
+    run = relay_client.Relay(relay.url)
+    code, _ = new_code()
+    aud = oidc.binding_audience(code)
+    posted = run.post(code.encode(), issuer.token(aud), None)
+    run.refresh_proof(code.id, posted["wait_secret"], issuer.token(aud))  # same job: fine
+    other_job = issuer.token(aud, sub="repo:evil/fork:ref:refs/heads/main")
+    refused(
+        lambda: run.refresh_proof(code.id, posted["wait_secret"], other_job),
+        AccessDenied,
+        "another CI identity",
+    )
+    refused(lambda: run.refresh_proof(code.id, "guess", issuer.token(aud)), NotFound, "no such")
+    other, _ = new_code()
+    unbound = issuer.token(oidc.binding_audience(other))
+    refused(
+        lambda: run.refresh_proof(code.id, posted["wait_secret"], unbound),
+        CredentialsRejected,
+        "another request's key",
+    )

@@ -38,6 +38,8 @@ DEFAULT_AUDIENCE = "xtok"
 AUDIENCE_PREFIX = "xtok:"
 TOKEN_ENV = "XTOK_OIDC_TOKEN"  # noqa: S105 - a variable name: GitLab id_tokens / Jenkins binding
 CONFIG_ENV = "XTOK_APPROVER_CONFIG"
+GITHUB_REQUEST_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
+GITHUB_REQUEST_TOKEN = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"  # noqa: S105 - a variable name
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
 LEEWAY = 30
 _TIMEOUT = 10
@@ -292,8 +294,8 @@ def _get_json(url: str, issuer: str, headers: Mapping[str, str] | None = None) -
 def obtain(request: RequestCode, env: Mapping[str, str]) -> str | None:
     """The run's ID token for `request`: GitHub's with the binding audience, else the one the
     pipeline put in $XTOK_OIDC_TOKEN (GitLab `id_tokens`, Jenkins' OIDC plugin), else None."""
-    url, bearer = env.get("ACTIONS_ID_TOKEN_REQUEST_URL"), env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-    if url and bearer:
+    if refreshable(env):
+        url, bearer = env[GITHUB_REQUEST_URL], env[GITHUB_REQUEST_TOKEN]
         sep = "&" if "?" in url else "?"
         full = f"{url}{sep}audience={urllib.parse.quote(binding_audience(request), safe='')}"
         data = _get_json(full, "GitHub's ID-token endpoint", {"Authorization": f"bearer {bearer}"})
@@ -306,6 +308,21 @@ def obtain(request: RequestCode, env: Mapping[str, str]) -> str | None:
         return value
     token = env.get(TOKEN_ENV, "").strip()
     return token or None
+
+
+def expires_at(token: str) -> int | None:
+    """The token's `exp`, unverified: only for scheduling a refresh, never for trusting it."""
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return None
+    return int(exp) if isinstance(exp, int | float) else None
+
+
+def refreshable(env: Mapping[str, str]) -> bool:
+    """Whether `obtain` can mint a new token (GitHub's request endpoint) rather than reuse one
+    the pipeline gave."""
+    return bool(env.get(GITHUB_REQUEST_URL) and env.get(GITHUB_REQUEST_TOKEN))
 
 
 class FileSeen:

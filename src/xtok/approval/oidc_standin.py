@@ -42,6 +42,7 @@ class Issuer:
         self.request_bearer = secrets.token_urlsafe(16)
         self.claims: dict[str, Any] = dict(CLAIMS)
         self.requests = 0
+        self.lifetime = 600  # seconds; GitHub's tokens live 300
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
@@ -63,7 +64,7 @@ class Issuer:
             "aud": aud,
             "iat": now,
             "nbf": now,
-            "exp": int(exp if exp is not None else now + 600),
+            "exp": int(exp if exp is not None else now + self.lifetime),
             "jti": secrets.token_hex(8),
             **claims,
         }

@@ -128,6 +128,9 @@ class Relay:
             raise NetworkError("the relay's answer is malformed")
         return answer
 
+    def refresh_proof(self, rid: str, wait_secret: str, proof: str) -> None:
+        self.call("PUT", f"/v1/requests/{rid}/proof", {"proof": proof}, bearer=wait_secret)
+
     def cancel(self, rid: str, wait_secret: str) -> None:
         self.call("DELETE", f"/v1/requests/{rid}", bearer=wait_secret)
 

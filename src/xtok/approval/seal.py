@@ -149,6 +149,11 @@ def seal(request: RequestCode, creds: tokens.Credentials) -> SealedToken:
     return SealedToken(request.id, digest, ciphertext)
 
 
+def discard(request: RequestCode, state_dir: Path) -> None:
+    """Remove the key of a request that will never be answered (denied, expired, refused)."""
+    (state_dir / f"{request.id}.json").unlink(missing_ok=True)
+
+
 def open_sealed(sealed: SealedToken, state_dir: Path) -> tuple[RequestCode, tokens.Credentials]:
     """Open `sealed` with the key of the pending request it answers; the key is deleted first,
     so whatever happens next, this request cannot be answered again."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,17 +15,21 @@ from xtok.cli.app import note, stdin_is_tty, warn
 from xtok.duration import format_duration
 from xtok.errors import AccessDenied, Error, NetworkError, TokenExpired, UsageError
 
+if TYPE_CHECKING:
+    from xtok.approval.request import RequestCode
+    from xtok.refs import SecretRef
+    from xtok.tokens.token import Credentials
+
 POLL = 50  # seconds per long poll: under common proxies' idle timeouts
 RETRIES = 5  # consecutive network failures tolerated while waiting
+REFRESH_MARGIN = 60  # seconds before a refreshable proof expires that a new one is posted
 
 
 class NotApproved(AccessDenied):
     """The approver denied the request."""
 
 
-def post_and_wait(
-    relay_url: str, request: Any, env: Mapping[str, str], timeout: int | None = None
-) -> str:
+def post_and_wait(relay_url: str, request: RequestCode, env: Mapping[str, str]) -> str:
     """Post `request` (with the CI's ID token when there is one), wait for its answer and
     return the sealed token; raise with the approver's reason on denial, or on expiry."""
     from xtok.approval import oidc
@@ -34,14 +38,18 @@ def post_and_wait(
     relay = Relay(relay_url)
     proof = oidc.obtain(request, env)
     posted = relay.post(request.encode(), proof, env.get(KEY_ENV) or None)
-    rid, secret = str(posted["id"]), str(posted["wait_secret"])
-    expires = int(posted.get("expires") or time.time() + request.duration)
-    if timeout is not None:
-        expires = min(expires, int(time.time()) + timeout)
+    if posted.get("id") != request.id:
+        raise NetworkError("the relay answered the post for another request")
+    rid, secret = request.id, str(posted["wait_secret"])
+    try:
+        expires = min(int(posted["expires"]), int(time.time()) + request.duration)
+    except (KeyError, TypeError, ValueError):
+        raise NetworkError("the relay's answer to the post is malformed") from None
     proven = "proven by the CI's OIDC token" if proof else "UNPROVEN (no OIDC token)"
     note(f"request {rid} (key {request.fingerprint}) posted to {relay.url}, {proven}")
     note(f"approver: xtok approve --relay {relay.url} --pick {rid}")
     _job_summary(env, f"xtok approve --relay {relay.url} --pick {rid}", rid, proven)
+    proof_expires = oidc.expires_at(proof) if proof and oidc.refreshable(env) else None
     failures = 0
     try:
         while True:
@@ -51,8 +59,18 @@ def post_and_wait(
                     f"request {rid}: no answer in time", tip="ask an approver, then run again"
                 )
             note(f"waiting for an approval: {format_duration(left)} left")
+            poll = min(POLL, left)
             try:
-                answer = relay.wait(rid, secret, min(POLL, left))
+                if proof_expires is not None:
+                    # GitHub's ID tokens live 5 minutes: keep the approver's proof fresh.
+                    if proof_expires - time.time() < REFRESH_MARGIN:
+                        fresh = oidc.obtain(request, env)
+                        if fresh:
+                            relay.refresh_proof(rid, secret, fresh)
+                            proof_expires = oidc.expires_at(fresh)
+                    if proof_expires is not None:
+                        poll = max(1, min(poll, int(proof_expires - time.time()) - REFRESH_MARGIN))
+                answer = relay.wait(rid, secret, poll)
                 failures = 0
             except NetworkError as exc:
                 failures += 1
@@ -138,7 +156,7 @@ def pick_from_inbox(relay_url: str, aws: Any, pick: str | None) -> Reviewed | No
     return Reviewed(relay, entries[number - 1])
 
 
-def _proof_summary(entry: Mapping[str, Any], request: Any) -> str:
+def _proof_summary(entry: Mapping[str, Any], request: RequestCode) -> str:
     from xtok.approval import oidc
 
     proof = entry.get("proof")
@@ -152,7 +170,7 @@ def _proof_summary(entry: Mapping[str, Any], request: Any) -> str:
     return click.style(f"verified {printable(subject)}", fg="green")
 
 
-def proof_lines(proof: str | None, request: Any) -> list[tuple[str, str]]:
+def proof_lines(proof: str | None, request: RequestCode) -> list[tuple[str, str]]:
     """The approve screen's identity lines: verified claims (from the CI's OIDC token, checked
     here), or a red warning that the identity above is only claimed. Raises ProofRefused."""
     from xtok.approval import oidc
@@ -196,11 +214,11 @@ def deny(reviewed: Reviewed, reason: str) -> None:
 
 def run_via_relay(
     relay_url: str,
-    refs: list[Any],
+    refs: list[SecretRef],
     duration: int,
     role: str | None,
     env: Mapping[str, str],
-) -> tuple[Any, Any]:
+) -> tuple[RequestCode, Credentials]:
     """Request, wait and open in this one process: the private key lives only in its
     (non-dumpable) memory, never on disk. Returns the request and the opened credentials."""
     from xtok.approval import ci, seal

@@ -257,13 +257,16 @@ def request_cmd(
         from xtok.approval.relay_client import check_url
 
         relay_url = check_url(relay_url)  # before a key is made for nothing
-    request = seal.new_request(
-        identity, tuple(refs), seconds, role_arn, state_dir or seal.default_state_dir()
-    )
+    directory = state_dir or seal.default_state_dir()
+    request = seal.new_request(identity, tuple(refs), seconds, role_arn, directory)
     if wait and relay_url:
         from xtok.cli.relay_flows import post_and_wait
 
-        click.echo(post_and_wait(relay_url, request, os.environ))
+        try:
+            click.echo(post_and_wait(relay_url, request, os.environ))
+        except BaseException:
+            seal.discard(request, directory)  # never answered: its key is of no use
+            raise
         return
     click.echo(request.encode())
     note(
@@ -334,7 +337,8 @@ def approve_cmd(
         code = str(reviewed.entry.get("request", ""))
     elif relay_url or pick or deny_reason:
         raise UsageError("--relay, --pick and --deny replace REQUEST_CODE", tip="drop one")
-    request = RequestCode.parse(read_stdin() if code == "-" else code)
+    from_stdin = reviewed is None and code == "-"  # a relay's "-" is no request, not stdin
+    request = RequestCode.parse(read_stdin() if from_stdin else code)
     role = role_arn or request.role
     if role is None:
         raise UsageError("the request names no role", tip="pass --role ARN")
@@ -350,7 +354,7 @@ def approve_cmd(
     for key, value in lines:
         click.echo(f"  {key + ':':<10}{value}", err=True)
     if not yes:
-        if not stdin_is_tty() or code == "-":
+        if not stdin_is_tty() or from_stdin:
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
         if not click.confirm("Approve?", default=False, err=True):
             if reviewed is not None:

@@ -225,6 +225,22 @@ class Relay:
             answer["reason"] = row["reason"]
         return JSONResponse(answer)
 
+    async def refresh_proof(self, request: Request) -> Response:
+        """A waiting run replaces its proof with a fresh one (GitHub's ID tokens live 5
+        minutes): same request key, same CI identity."""
+        row = self._own(request, request.path_params["id"])
+        body = await _json(request)
+        proof = body.get("proof")
+        if not isinstance(proof, str) or not proof:
+            raise Failure(400, "bad_request", "proof must be a JWT")
+        if row["state"] != "pending":
+            raise Failure(409, "conflict", "the request is no longer pending")
+        poster = await self._poster(request, RequestCode.parse(row["code"]), proof)
+        if poster["poster"] != row["poster"]:
+            raise Failure(403, "forbidden", "the new proof names another CI identity")
+        self.store.set_proof(row["id"], proof)
+        return Response(status_code=204)
+
     async def cancel(self, request: Request) -> Response:
         row = self._own(request, request.path_params["id"])
         if self.store.finish(row["id"], "cancelled", self.now()):
@@ -413,6 +429,7 @@ def asgi_app(relay: Relay) -> Starlette:
             Route("/v1/requests", handle(r.listing), methods=["GET"]),
             Route("/v1/requests/{id}", handle(r.one), methods=["GET"]),
             Route("/v1/requests/{id}", handle(r.cancel), methods=["DELETE"]),
+            Route("/v1/requests/{id}/proof", handle(r.refresh_proof), methods=["PUT"]),
             Route("/v1/requests/{id}/answer", handle(r.wait_answer), methods=["GET"]),
             Route("/v1/requests/{id}/answer", handle(r.answer), methods=["POST"]),
             Route("/v1/session", handle(r.login), methods=["POST"]),

@@ -103,6 +103,10 @@ class Store:
                 self._event(db, rid, state, now)
         return bool(changed)
 
+    def set_proof(self, rid: str, proof: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE requests SET proof = ? WHERE id = ?", (proof, rid))
+
     def take_sealed(self, rid: str) -> None:
         """The run received its sealed token: the relay keeps no copy."""
         with self._tx() as db:
