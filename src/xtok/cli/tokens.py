@@ -363,7 +363,6 @@ def approve_cmd(
     req = review.mint_request(request, role, mfa_serial, mfa_code)
     creds = mint(aws, req, utcnow(), ask_mfa_code)
     text = seal.seal(request, creds).encode()
-    history.record(request, role, proven=bool(proof))
     if reviewed is not None:
         reviewed.relay.approve(request.id, text)
         note(f"sealed token posted to {reviewed.relay.url} for request {request.id}")
@@ -382,3 +381,4 @@ def approve_cmd(
             note(f"explodes at {clock(creds.expiration)}")
     else:
         emit_token(text, creds, copy=copy, what="sealed token")
+    history.record(request, role, proven=bool(proof))  # once delivered (or shown)
