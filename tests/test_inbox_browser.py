@@ -329,6 +329,10 @@ def test_forged_markup_is_text_and_control_characters_are_refused(
     # The page's button is only a convenience: the inbox refuses to mint for it anyway.
     status, answer = _post(setup, browser, f"api/requests/{bidi}/approve", {"mfa_code": ""})
     assert status == 400 and "request refused" in answer["error"]
+    # Approve names the request the approver saw: another one under the same id is refused.
+    seen = {"mfa_code": "", "digest": "00" * 32}
+    status, answer = _post(setup, browser, f"api/requests/{inert}/approve", seen)
+    assert status == 400 and "changed on the relay since you opened it" in answer["error"]
     logged = browser.get_log("browser")
     assert not [e for e in logged if e["source"] in ("javascript", "security")], logged
 

@@ -100,13 +100,19 @@ class Inbox:
             raise oidc.ProofRefused("the request carries no OIDC proof and approver.toml needs one")
         return request, bool(proof)
 
-    def approve(self, rid: str, mfa_code: str | None) -> str:
-        """Mint with this process's AWS identity, seal to the run's key, post the sealed token."""
+    def approve(self, rid: str, digest: str, mfa_code: str | None) -> str:
+        """Mint with this process's AWS identity, seal to the run's key, post the sealed token.
+        `digest` names the request the approver saw: a relay that swapped it since is refused."""
         from datetime import UTC, datetime
 
         from xtok.aws.mint import mint
 
         request, proven = self._pending(rid)
+        if not hmac.compare_digest(request.digest().hex(), digest):
+            raise AccessDenied(
+                "the request changed on the relay since you opened it: nothing was minted",
+                tip="reload the inbox and review it again",
+            )
         if request.role is None:
             raise UsageError("the request names no role", tip="use `xtok approve --role ARN`")
 
@@ -154,7 +160,8 @@ def create(inbox: Inbox, secret: str, csrf: str, origin: str, clock: Callable[[]
             return FORBIDDEN
         code = body.get("mfa_code")
         code = code.strip() if isinstance(code, str) and code.strip() else None
-        return await _answer(lambda: {"message": inbox.approve(request.path_params["id"], code)})
+        digest, rid = str(body.get("digest", "")), request.path_params["id"]
+        return await _answer(lambda: {"message": inbox.approve(rid, digest, code)})
 
     async def deny(request: Request) -> Response:
         body = await _posted(request, csrf, origin)

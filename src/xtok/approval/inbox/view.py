@@ -60,11 +60,14 @@ class Viewer:
             lifetime=format_duration(request.duration),
             role=review.printable(role or "(none named)"),
             fingerprint=request.fingerprint,
+            digest=request.digest().hex(),  # Approve sends it back: what the approver saw
             rows=[[k, review.printable(v)] for k, v in review.rows(request, role or "-")],
         )
         why = review.refusal(request)
         if why or unsafe:
             shown["refused"] = why or f"the relay's {unsafe[0]} holds control or bidi characters"
+        if shown["state"] != "pending":
+            return shown  # listed below: no proof to check, nothing to compare
         proof = raw.get("proof")
         shown["identity"] = self._identity(proof if isinstance(proof, str) else None, request)
         proven = shown["identity"]["status"] == "verified"

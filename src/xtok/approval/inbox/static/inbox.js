@@ -7,6 +7,7 @@ const csrf = document.querySelector('meta[name="xtok-csrf"]').content;
 let state = null;
 let fetchedAt = 0; // performance.now() when `state` arrived: the countdown's base
 let shownId = null; // the request whose page is open
+let shownDigest = ""; // and the digest of the request code it shows
 
 const $ = (id) => document.getElementById(id);
 
@@ -75,6 +76,7 @@ function openRequest(id) {
   const entry = find(id);
   if (!entry) { say("no such request: it may have been purged", true); location.hash = ""; return; }
   shownId = id;
+  shownDigest = entry.digest || "";
   $("request-title").textContent = `Request ${entry.id}: ${entry.job ?? "?"} #${entry.build ?? "?"}`;
   $("request-refused").hidden = !entry.refused;
   $("request-refused").textContent = entry.refused ? "REFUSED: " + entry.refused : "";
@@ -178,7 +180,10 @@ async function answer(kind, body) {
   await refresh();
 }
 
-$("approve").addEventListener("click", () => answer("approve", { mfa_code: $("mfa").value }));
+$("approve").addEventListener("click", () => answer("approve", {
+  mfa_code: $("mfa").value,
+  digest: shownDigest, // what was on screen: the inbox refuses if the relay changed it since
+}));
 $("deny").addEventListener("click", () => answer("deny", { reason: $("reason").value }));
 $("back").addEventListener("click", (event) => { event.preventDefault(); location.hash = ""; });
 window.addEventListener("hashchange", route);
