@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ class Setup:
     seed: bytes
     link: str
     run_env: dict[str, str]
+    alice: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +145,7 @@ def setup(
         seed,
         link.group(1),
         run_env,
+        alice,
     )
     inbox.terminate()
     _, rest = inbox.communicate(timeout=30)
@@ -213,13 +216,17 @@ def test_approve_with_mfa_in_the_browser_and_the_waiting_run_runs(
 ) -> None:
     from selenium.webdriver.common.by import By
 
+    browser.get(setup.link)
+    wait_for(browser, lambda d: "user/alice-" in text_of(d, "who"), "the page loaded")
     env = {**setup.run_env, **GITHUB_ENV, **setup.issuer.github_env()}
     args = ["request", "--secret", f"DB={setup.secret}", "--role", setup.role_arn]
     relay = ["--relay", setup.relay.url, "--wait"]
     waiting = Waiting([*args, *relay], env)
-
-    browser.get(setup.link)
+    # The new request appears without a reload, and its countdown runs.
     row = wait_for(browser, lambda d: row_of(d, "pending", waiting.id), "the request listed")
+    first = row.find_element(By.CLASS_NAME, "countdown").text
+    wait_for(browser, lambda d: row_of(d, "pending", waiting.id).text.find(first) < 0, "ticks")
+    row = row_of(browser, "pending", waiting.id)
     cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
     assert cells[0] == "deploy/prod" or "prod" in cells[0]
     assert cells[2] == f"verified by {setup.issuer.url}"
@@ -403,3 +410,69 @@ def relay_state(setup: Setup, rid: str) -> str:
     assert status == 200
     state = json.loads(text)
     return next(e["state"] for e in state["pending"] + state["done"] if e["id"] == rid)
+
+
+def test_the_browser_is_opened_without_the_secret_on_a_command_line(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """$BROWSER (a recording script) is what a desktop would start: it gets a 0600 file that
+    other local users cannot read, never the link itself."""
+    tmp_path.chmod(0o755)
+    argv = tmp_path / "argv"
+    opener = tmp_path / "browser"
+    opener.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {argv}\n')
+    opener.chmod(0o755)
+    inbox = subprocess.Popen(
+        [sys.executable, "-m", "xtok", "inbox", "--relay", setup.relay.url],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**setup.alice, "BROWSER": f"{opener} %s"},
+    )
+    try:
+        assert inbox.stderr is not None
+        line = ""
+        while "inbox opened in your browser" not in line:
+            line = inbox.stderr.readline()
+            assert line, "xtok inbox did not open a browser"
+        page = Path(argv.read_text().strip().removeprefix("file://"))
+        assert page.name == "open.html" and str(page) in line
+        assert stat.S_IMODE(page.stat().st_mode) == 0o600
+        assert stat.S_IMODE(page.parent.stat().st_mode) == 0o700
+        link = re.search(r'url=(http://127\.0\.0\.1:\d+/[^/"]+/)', page.read_text())
+        assert link and link.group(1) not in argv.read_text()
+        assert _page(link.group(1))[0] == 200
+        nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+        peek = subprocess.run([*nobody, "cat", str(page)], capture_output=True, check=False)
+        assert peek.returncode != 0 and b"127.0.0.1" not in peek.stdout
+        origin = link.group(1).rsplit("/", 2)[0]
+        probe = "import sys, urllib.request as u\ntry: u.urlopen(sys.argv[1])\n"
+        probe += "except Exception as e: print(e)"
+        guess = subprocess.run(
+            [*nobody, sys.executable, "-c", probe, origin + "/"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert "403" in guess.stdout, guess
+    finally:
+        inbox.terminate()
+        inbox.wait(timeout=30)
+
+
+def test_inbox_fails_closed_without_a_relay(setup: Setup) -> None:
+    res = run_xtok(["inbox", "--no-browser"], {**setup.alice})
+    assert res.code == 200 and "no relay given" in res.err
+    res = run_xtok(["inbox", "--relay", "http://example.com", "--no-browser"], setup.alice)
+    assert res.code == 200 and "is not https://" in res.err
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    res = run_xtok(["inbox", "--relay", dead, "--no-browser"], setup.alice)
+    assert res.code == 206 and "cannot reach the relay" in res.err and "inbox on" not in res.err
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
