@@ -244,7 +244,9 @@ def test_approve_with_mfa_in_the_browser_and_the_waiting_run_runs(
     assert identity == f"VERIFIED by {setup.issuer.url} (bound to this request's key)"
     assert "repository acme/app" in text_of(browser, "claims")
     assert "first approval of this job" in text_of(browser, "differences")
+    browser.set_window_size(1280, 1300)  # the whole page, down to Approve and Deny
     browser.save_screenshot(str(ARTIFACTS / "inbox-request.png"))
+    browser.set_window_size(1280, 900)
 
     browser.find_element(By.ID, "approve").click()  # no MFA code yet
     wait_for(browser, lambda d: "an MFA code is needed" in text_of(d, "status"), "MFA asked")
