@@ -478,3 +478,49 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_inbox_logs_in_again_when_the_relay_forgets_its_session(
+    setup: Setup, xtok_server: DevServer, tmp_path: Path
+) -> None:
+    """A relay session lasts 15 minutes (or until the relay restarts): the inbox logs in again
+    with a fresh GetCallerIdentity proof instead of failing."""
+    alice = f"arn:aws:iam::{ACCOUNT}:user/alice-*"
+    first = start_relay(tmp_path / "a", xtok_server.url, setup.issuer.url, alice)
+    port = first.url.rsplit(":", 1)[1]
+    inbox = subprocess.Popen(
+        [sys.executable, "-m", "xtok", "inbox", "--relay", first.url, "--no-browser"],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=setup.alice,
+    )
+    second = None
+    try:
+        assert inbox.stderr is not None
+        line = ""
+        while "inbox on " not in line:
+            line = inbox.stderr.readline()
+            assert line, "xtok inbox did not start"
+        link = line.split("inbox on ", 1)[1].strip()
+        assert _page(link + "api/state")[0] == 200
+        first.proc.terminate()
+        first.proc.wait(timeout=30)
+        # The same address, a relay with empty state: the inbox's session is unknown there.
+        second = start_relay(
+            tmp_path / "b",
+            xtok_server.url,
+            setup.issuer.url,
+            alice,
+            extra=("--listen", f"127.0.0.1:{port}"),
+        )
+        status, _, text = _page(link + "api/state")
+        assert status == 200, text
+        assert json.loads(text)["pending"] == []
+    finally:
+        inbox.terminate()
+        inbox.wait(timeout=30)
+        for relay in (first, second):
+            if relay and relay.proc.poll() is None:
+                relay.proc.terminate()
+                relay.proc.wait(timeout=30)

@@ -10,11 +10,13 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xtok.approval.request import RequestCode
-from xtok.aws.mint import MintRequest
 from xtok.duration import format_duration
+
+if TYPE_CHECKING:
+    from xtok.aws.mint import MintRequest
 
 _UNSAFE = ("Cc", "Cf", "Zl", "Zp")  # control, format (bidi, zero-width), line/para separators
 _HISTORY_LIMIT = 200
@@ -80,6 +82,7 @@ def mint_request(
     request: RequestCode, role: str, mfa_serial: str | None, mfa_code: str | None
 ) -> MintRequest:
     """AssumeRole of `role` narrowed to exactly the requested secrets, labelled with the run."""
+    from xtok.aws.mint import MintRequest
     from xtok.aws.policy import Target
 
     who = request.identity
