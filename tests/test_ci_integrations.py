@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -93,7 +94,7 @@ class World:
 
         def work() -> None:
             client = relay_client.Relay(self.relay.url)
-            with _env(self.admin_env):
+            with mock.patch.dict(os.environ, self.admin_env):
                 client.login(AwsConfig())
             for _ in range(300):
                 pending = client.pending()
@@ -115,18 +116,6 @@ class World:
         for proc in (self.relay.proc, self.proc):
             proc.terminate()
             proc.wait(timeout=30)
-
-
-class _env:
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values, self.saved = values, dict(os.environ)
-
-    def __enter__(self) -> None:
-        os.environ.update(self.values)
-
-    def __exit__(self, *exc: object) -> None:
-        os.environ.clear()
-        os.environ.update(self.saved)
 
 
 @pytest.fixture(scope="module")

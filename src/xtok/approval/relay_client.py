@@ -120,7 +120,7 @@ class Relay:
     def wait(self, rid: str, wait_secret: str, seconds: int) -> dict[str, Any]:
         answer = self.call(
             "GET",
-            f"/v1/requests/{rid}/answer?wait={seconds}",
+            f"{_request_path(rid)}/answer?wait={seconds}",
             bearer=wait_secret,
             timeout=seconds + 30,
         )
@@ -129,10 +129,10 @@ class Relay:
         return answer
 
     def refresh_proof(self, rid: str, wait_secret: str, proof: str) -> None:
-        self.call("PUT", f"/v1/requests/{rid}/proof", {"proof": proof}, bearer=wait_secret)
+        self.call("PUT", f"{_request_path(rid)}/proof", {"proof": proof}, bearer=wait_secret)
 
     def cancel(self, rid: str, wait_secret: str) -> None:
-        self.call("DELETE", f"/v1/requests/{rid}", bearer=wait_secret)
+        self.call("DELETE", _request_path(rid), bearer=wait_secret)
 
     # -- approver side
 
@@ -152,16 +152,20 @@ class Relay:
         return [i for i in items or [] if isinstance(i, dict)]
 
     def get(self, rid: str) -> dict[str, Any]:
-        answer = self.call("GET", f"/v1/requests/{urllib.parse.quote(rid, safe='')}")
+        answer = self.call("GET", _request_path(rid))
         if not isinstance(answer, dict):
             raise NetworkError("the relay's answer is malformed")
         return answer
 
     def approve(self, rid: str, sealed: str) -> None:
-        self.call("POST", f"/v1/requests/{rid}/answer", {"approve": {"sealed": sealed}})
+        self.call("POST", f"{_request_path(rid)}/answer", {"approve": {"sealed": sealed}})
 
     def deny(self, rid: str, reason: str) -> None:
-        self.call("POST", f"/v1/requests/{rid}/answer", {"deny": {"reason": reason}})
+        self.call("POST", f"{_request_path(rid)}/answer", {"deny": {"reason": reason}})
+
+
+def _request_path(rid: str) -> str:
+    return "/v1/requests/" + urllib.parse.quote(rid, safe="")
 
 
 def caller_proof(aws: AwsConfig, relay_url: str, sts_url: str | None = None) -> dict[str, Any]:

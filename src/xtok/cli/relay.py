@@ -131,6 +131,11 @@ def relay_cmd(
     if (tls_cert is None) != (tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
     host, port = parse_listen(listen)
+    if not is_loopback(host) and public_url is None:
+        raise UsageError(
+            f"--public-url is needed when listening on {host}",
+            tip="the URL approvers use: their proofs must name it, e.g. https://relay.example.com",
+        )
     if not is_loopback(host) and tls_cert is None:
         warn(f"LISTENING ON {host} WITHOUT TLS: approver sessions cross the network in clear")
     directory = data or Path(
