@@ -228,8 +228,8 @@ def test_approve_with_mfa_in_the_browser_and_the_waiting_run_runs(
     wait_for(browser, lambda d: row_of(d, "pending", waiting.id).text.find(first) < 0, "ticks")
     row = row_of(browser, "pending", waiting.id)
     cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
-    assert cells[0] == "deploy/prod" or "prod" in cells[0]
-    assert cells[2] == f"verified by {setup.issuer.url}"
+    assert cells[0] == "acme/app/deploy/prod\ngithub-actions @ 0badc0ffee"
+    assert cells[2] == f"verified: acme/app\nby {setup.issuer.url}"
     assert cells[3] == f"DB={setup.secret}" and cells[4] == "15m00s"
     assert cells[5] == setup.role_arn
     assert re.fullmatch(r"1[45]m\d\ds", cells[7]), cells[7]  # the countdown
@@ -324,7 +324,7 @@ def test_forged_markup_is_text_and_control_characters_are_refused(
     browser.get(setup.link)
     wait_for(browser, lambda d: row_of(d, "pending", bidi), "the forged requests listed")
     row = row_of(browser, "pending", inert)
-    assert row.find_elements(By.TAG_NAME, "td")[0].text == markup
+    assert row.find_elements(By.TAG_NAME, "td")[0].text == f"{markup}\ngithub @ -"
     assert not browser.find_elements(By.CSS_SELECTOR, "#pending img, #pending b, #pwned")
     assert browser.title == "xtok inbox"
     refused = row_of(browser, "pending", bidi).find_elements(By.TAG_NAME, "td")

@@ -90,6 +90,9 @@ class Viewer:
                 "status": "verified",
                 "issuer": review.printable(verified.issuer),
                 "binding": verified.binding,
+                "subject": review.printable(
+                    verified.claims.get("repository") or verified.claims.get("project_path") or ""
+                ),
                 "claims": [[k, review.printable(v)] for k, v in verified.shown()],
             }
         except Error as exc:

@@ -37,7 +37,9 @@ function say(text, isError) {
 function identityCell(entry) {
   if (entry.refused) return el("td", "REFUSED: " + entry.refused, "refused");
   const id = entry.identity || { status: "refused", note: "" };
-  if (id.status === "verified") return el("td", "verified by " + id.issuer, "verified");
+  if (id.status === "verified") {
+    return el("td", `verified: ${id.subject || "(no repository claim)"}\nby ${id.issuer}`, "verified");
+  }
   if (id.status === "unproven") return el("td", "UNPROVEN (only claimed)", "unproven");
   return el("td", "REFUSED: " + id.note, "refused");
 }
@@ -48,7 +50,9 @@ function renderList() {
   for (const entry of state.pending) {
     const row = el("tr", null, "link");
     row.dataset.id = entry.id;
-    row.append(el("td", entry.job ?? "?"), el("td", entry.build ?? "?"), identityCell(entry),
+    // CI and commit under the job: what the run claims, next to what is verified.
+    const run = `${entry.job ?? "?"}\n${entry.ci ?? "?"} @ ${(entry.commit ?? "-").slice(0, 12)}`;
+    row.append(el("td", run), el("td", entry.build ?? "?"), identityCell(entry),
       el("td", (entry.secrets || []).join(", ")), el("td", entry.lifetime ?? "?"),
       el("td", entry.role ?? "?"), el("td", entry.waiting),
       el("td", left(entry), "countdown"), el("td", entry.fingerprint ?? "?"));
