@@ -83,13 +83,20 @@ class Inbox:
             "done": [e for e in shown if e["state"] != "pending"],
         }
 
-    def _pending(self, rid: str) -> tuple[RequestCode, bool]:
-        """The request, fetched again from the relay and checked here: never the page's copy."""
+    def _pending(self, rid: str, digest: str) -> tuple[RequestCode, bool]:
+        """The request, fetched again from the relay and checked here: never the page's copy.
+        `digest` names the request the approver saw: a relay that swapped it since is refused
+        (before its proof is checked, which may bind a fixed-audience token to its key)."""
         raw = self._call(lambda r: r.get(rid))
         if raw.get("state") != "pending":
             state = review.printable(raw.get("state"))
             raise UsageError(f"request {review.printable(rid)} is {state}")
         request = RequestCode.parse(str(raw.get("request", "")))
+        if not hmac.compare_digest(request.digest().hex(), digest):
+            raise AccessDenied(
+                "the request changed on the relay since you opened it: nothing was minted",
+                tip="reload the inbox and review it again",
+            )
         why = review.refusal(request) or (None if request.id == rid else "another id")
         if why:
             raise AccessDenied(f"request refused: {why}", tip="deny it, with a reason")
@@ -101,18 +108,12 @@ class Inbox:
         return request, bool(proof)
 
     def approve(self, rid: str, digest: str, mfa_code: str | None) -> str:
-        """Mint with this process's AWS identity, seal to the run's key, post the sealed token.
-        `digest` names the request the approver saw: a relay that swapped it since is refused."""
+        """Mint with this process's AWS identity, seal to the run's key, post the sealed token."""
         from datetime import UTC, datetime
 
         from xtok.aws.mint import mint
 
-        request, proven = self._pending(rid)
-        if not hmac.compare_digest(request.digest().hex(), digest):
-            raise AccessDenied(
-                "the request changed on the relay since you opened it: nothing was minted",
-                tip="reload the inbox and review it again",
-            )
+        request, proven = self._pending(rid, digest)
         if request.role is None:
             raise UsageError("the request names no role", tip="use `xtok approve --role ARN`")
 
