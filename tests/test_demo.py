@@ -28,6 +28,7 @@ def test_demo_runs_the_whole_flow() -> None:
         "identity: VERIFIED by",  # the relay scene: a proven request, approved
         "deployed with ***",
         "audit log intact",
+        "xtok inbox --relay",  # the closing summary points approvers to the browser inbox
     ):
         assert expected in out, expected
     assert "Traceback" not in proc.stderr

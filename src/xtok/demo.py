@@ -403,4 +403,5 @@ def run(say: Callable[[str], None] = print) -> int:
     finally:
         demo.close()
     say(f"\n{BOLD}Done:{RESET} CI kept no permanent secret; the approval exploded on schedule.")
+    say("Approvers can also review and answer in a browser: xtok inbox --relay URL")
     return 0

@@ -84,7 +84,7 @@ def mint(
     """Mint credentials for `req`; `ask_mfa_code(serial)` is called when a code is needed."""
     sess = session(config)
     sts = client(sess, "sts", config)
-    serial = req.mfa_serial or _profile_mfa_serial(sess)
+    serial = req.mfa_serial or profile_mfa_serial(sess)
     code = req.mfa_code
     if serial and code is None:
         code = ask_mfa_code(serial)
@@ -141,7 +141,7 @@ def _tag_value(label: str) -> str:
     return _TAG_CHARS.sub("", label).strip()[:256] or "xtok"
 
 
-def _profile_mfa_serial(sess: Any) -> str | None:
+def profile_mfa_serial(sess: Any) -> str | None:
     with aws_errors("cannot read the AWS profile"):
         serial = sess.get_scoped_config().get("mfa_serial")
     return serial if isinstance(serial, str) and serial else None

@@ -111,6 +111,7 @@ COMMAND_MODULES = {
     "approve": "tokens",
     "audit": "server",
     "demo": "server",
+    "inbox": "inbox",
     "inspect": "tokens",
     "policy": "policy",
     "relay": "relay",

@@ -68,6 +68,13 @@ DEFAULT_LISTEN = "127.0.0.1:4577"
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="File of `NAME SHA256HEX` lines: relay keys for CIs without OIDC (unproven requests).",
 )
+@click.option(
+    "--webhooks",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="XTOK_RELAY_WEBHOOKS",
+    show_envvar=True,
+    help="Private (0600) TOML file of webhooks told of each new request (Slack, signed JSON).",
+)
 @click.option("--keep", default="1h", show_default=True, help="Keep answered requests this long.")
 @click.option(
     "--max-wait",
@@ -108,6 +115,7 @@ def relay_cmd(
     issuers: tuple[str, ...],
     audience: str,
     run_keys: Path | None,
+    webhooks: Path | None,
     keep: str,
     max_wait: str,
     posts_per_minute: int,
@@ -123,6 +131,7 @@ def relay_cmd(
     """
     from xtok.approval import oidc
     from xtok.duration import parse_duration
+    from xtok.relay import notify
     from xtok.relay.app import RelayConfig, create
     from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve_app
 
@@ -154,6 +163,7 @@ def relay_cmd(
         posts_per_minute=posts_per_minute,
         logins_per_minute=logins_per_minute,
         max_wait=parse_duration(max_wait),
+        notify=notify.load(webhooks) if webhooks else notify.NotifyConfig(),
     )
     app = create(config, directory / "relay.db", keep=parse_duration(keep))
     note(f"relay on {url} (data {directory})")

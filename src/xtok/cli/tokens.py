@@ -354,9 +354,9 @@ def approve_cmd(
     (--relay or $XTOK_RELAY_URL): log in with your AWS identity, list, pick, review, answer.
     A CI's OIDC proof is verified here, never trusted from the relay.
     """
-    from xtok.approval import seal
+    from xtok.approval import review, seal
     from xtok.approval.request import RequestCode
-    from xtok.aws.mint import MintRequest, mint
+    from xtok.aws.mint import mint
     from xtok.cli import relay_flows
 
     if jenkins_url:  # before anything is minted
@@ -381,29 +381,17 @@ def approve_cmd(
     role = role_arn or request.role
     if role is None:
         raise UsageError("the request names no role", tip="pass --role ARN")
-    who = request.identity
-    lines = [
-        ("CI", who.ci),
-        ("job", who.job or "-"),
-        ("build", (who.build or "-") + (f"  ({who.url})" if who.url else "")),
-        ("commit", who.commit or "-"),
-        (
-            "secrets",
-            ", ".join(
-                f"{r.env}={r.label}" + (" (file)" if r.as_file else "") for r in request.secrets
-            ),
-        ),
-        ("lifetime", format_duration(request.duration)),
-        ("role", role + ("  (not the one requested)" if request.role not in (None, role) else "")),
-        ("request", f"{request.id}  key {request.fingerprint}"),
-    ]
-    # Escaped and coloured by proof_lines itself: the colour is xtok's, the claims are not.
-    proof = relay_flows.proof_lines(reviewed.entry.get("proof") if reviewed else None, request)
+    proof = reviewed.entry.get("proof") if reviewed else None
+    history = review.History()
+    changes = review.differences(request, role, bool(proof), history.last(request))
     click.echo("xtok: approve this run?", err=True)
-    for key, value in lines:
+    for key, value in review.rows(request, role):
         click.echo(f"  {key + ':':<10}{shown(value)}", err=True)
-    for key, value in proof:
+    # Escaped and coloured by proof_lines itself: the colour is xtok's, the claims are not.
+    for key, value in relay_flows.proof_lines(proof, request):
         click.echo(f"  {key + ':':<10}{value}", err=True)
+    for change in changes:
+        click.echo(f"  {'differs:':<10}{click.style(shown(change), fg='yellow')}", err=True)
     if not yes:
         if not stdin_is_tty() or from_stdin:
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
@@ -411,24 +399,7 @@ def approve_cmd(
             if reviewed is not None:
                 relay_flows.offer_denial(reviewed)
             raise Interrupted("not approved: nothing was minted")
-    req = MintRequest(
-        duration=request.duration,
-        role_arn=role,
-        target=target_of([r.name for r in request.secrets], None),
-        label=who.label if (who.job or who.build) else f"xtok-{request.id}",
-        mfa_serial=mfa_serial,
-        mfa_code=mfa_code,
-        tags=tuple(
-            (f"xtok:{k}", v)
-            for k, v in (
-                ("job", who.job),
-                ("build", who.build),
-                ("commit", who.commit),
-                ("request", request.id),
-            )
-            if v
-        ),
-    )
+    req = review.mint_request(request, role, mfa_serial, mfa_code)
     creds = mint(aws, req, utcnow(), ask_mfa_code)
     text = seal.seal(request, creds).encode()
     if reviewed is not None:
@@ -449,3 +420,4 @@ def approve_cmd(
             note(f"explodes at {clock(creds.expiration)}")
     else:
         emit_token(text, creds, copy=copy, what="sealed token")
+    history.record(request, role, proven=bool(proof))  # once delivered (or shown)

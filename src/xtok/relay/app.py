@@ -38,7 +38,7 @@ from xtok.errors import (
     NetworkError,
     TokenError,
 )
-from xtok.relay import callers
+from xtok.relay import callers, notify
 from xtok.relay.store import Store, digest_of
 
 API = 1
@@ -63,6 +63,7 @@ class RelayConfig:
     posts_per_minute: int = 10  # per poster
     logins_per_minute: int = 30  # per client address
     max_wait: int = 12 * 3600  # a request expires after its lifetime or this, the shorter
+    notify: notify.NotifyConfig = field(default_factory=notify.NotifyConfig)
 
 
 class Failure(Exception):
@@ -103,6 +104,7 @@ class Relay:
         self.posts = Limiter(config.posts_per_minute)
         self.logins = Limiter(config.logins_per_minute)
         self.addresses = Limiter(POSTS_PER_ADDRESS)
+        self.notifier = notify.Notifier(config.notify)
         self._changed = asyncio.Event()
 
     def now(self) -> int:
@@ -156,6 +158,7 @@ class Relay:
         if not self.store.add(row):
             raise Failure(409, "conflict", "a request with this id exists")
         self._notify()
+        self.notifier.new_request(notify.facts(code, poster, self.config.public_url, expires))
         return JSONResponse(
             {"id": code.id, "expires": expires, "wait_secret": wait_secret}, status_code=201
         )
