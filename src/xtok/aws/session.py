@@ -152,10 +152,22 @@ def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
     except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound) as exc:
         raise ConfigError(f"{what}: {exc}", tip=_TIP_CREDENTIALS) from None
     except (bx.EndpointConnectionError, bx.ConnectionError, bx.HTTPClientError) as exc:
-        raise NetworkError(f"{what}: {type(exc).__name__}", tip=_TIP_NETWORK) from None
+        url = _shown_url(exc.kwargs.get("endpoint_url"))
+        where = f"no answer from {url}" if url else "no answer from the endpoint"
+        raise NetworkError(f"{what}: {where} ({type(exc).__name__})", tip=_TIP_NETWORK) from None
     except bx.ParamValidationError as exc:
         # botocore quotes offending values in this message: scrub before showing it.
         detail = redact(str(exc), scrub)[:_MESSAGE_LIMIT]
         raise UsageError(f"{what}: {detail}") from None
     except bx.BotoCoreError as exc:
         raise AwsError(f"{what}: {type(exc).__name__}") from None
+
+
+def _shown_url(url: object) -> str | None:
+    """The URL a connection failed on, without user info or query (they may hold credentials)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

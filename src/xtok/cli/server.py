@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ data_option = click.option(
 key_file_option = click.option(
     "--master-key-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Master key file (default: $XTOK_SERVER_MASTER_KEY, else ~/.config/xtok/master.key).",
+    help="File holding the master key (default: ~/.config/xtok/master.key). Instead of a file, "
+    "XTOK_SERVER_MASTER_KEY may hold the key itself (base64, as in the file; not a path).",
 )
 
 
@@ -164,12 +166,31 @@ def _serve_dev(
 
     from xtok.server.app import Endpoint
     from xtok.server.bootstrap import bind, create_admin, serve
-    from xtok.server.crypto import new_key
+    from xtok.server.crypto import (
+        MASTER_KEY_ENV,
+        encode_key,
+        load_master_key,
+        new_key,
+        write_private,
+    )
 
+    keep_key = key_file is not None or bool(os.environ.get(MASTER_KEY_ENV))
+    if data is not None and not keep_key:
+        raise UsageError(
+            "--dev --data keeps the data, but its master key would be thrown away",
+            tip="add --master-key-file FILE (created when missing) to read it later, "
+            "e.g. with `xtok audit`",
+        )
+    if key_file is not None and not key_file.exists():
+        key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(key_file, encode_key(new_key()) + "\n")
     directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # uvicorn shuts down on SIGTERM, then re-raises it: without a handler of ours that would
+    # kill the process before the `finally` below removes the throw-away data.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        master = _master_key(key_file) if key_file else new_key()
+        master = load_master_key(key_file) if keep_key else new_key()
         endpoint = Endpoint(directory, master, min_duration=min_duration)
         key = create_admin(endpoint)
         sock = bind(host, port)
@@ -177,11 +198,16 @@ def _serve_dev(
         url = f"{scheme}://{host}:{sock.getsockname()[1]}"
         click.echo(_exports(url, key, endpoint.settings.region), nl=True)
         sys.stdout.flush()
-        note(f"dev endpoint on {url} (throw-away data; sessions from {min_duration} s)")
+        kept = f"data kept in {directory}" if data else "throw-away data"
+        note(f"dev endpoint on {url} ({kept}; sessions from {min_duration} s)")
         serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key)
     finally:
         if data is None:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @server.command("init")

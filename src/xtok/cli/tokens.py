@@ -103,13 +103,24 @@ def token_cmd(
 def inspect_cmd(token_text: str | None, as_json: bool) -> None:
     """Show what a token is: kind, key id (last 4), expiry, scope. Never its secret parts.
 
-    Reads stdin when TOKEN is - or absent (or $XTOK_TOKEN when stdin is a terminal).
+    Reads stdin when TOKEN is -. With no TOKEN: stdin when it is not a terminal and not
+    empty, else $XTOK_TOKEN, else (on a terminal) a hidden prompt.
     """
     from xtok.tokens import token as tokens
 
-    if token_text is None or token_text == "-":  # noqa: S105 - "-" means stdin
-        env = os.environ.get(TOKEN_ENV_DEFAULT)
-        text = env if (token_text is None and stdin_is_tty() and env) else read_stdin()
+    env = os.environ.get(TOKEN_ENV_DEFAULT, "")
+    if token_text == "-":  # noqa: S105 - "-" means stdin
+        text = read_stdin()
+    elif token_text is None:
+        text = "" if stdin_is_tty() else read_stdin()
+        text = text if text.strip() else env
+        if not text.strip() and stdin_is_tty():
+            text = read_stdin()
+        if not text.strip():
+            raise UsageError(
+                f"no token to inspect: none on stdin and ${TOKEN_ENV_DEFAULT} is not set",
+                tip=f"pipe it in (`xtok inspect - < FILE`) or set ${TOKEN_ENV_DEFAULT}",
+            )
     else:
         warn("a token on the command line lands in shell history; prefer `xtok inspect -`")
         text = token_text
