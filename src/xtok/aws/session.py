@@ -7,6 +7,7 @@ tokens included.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,8 +98,14 @@ def region_of(sess: BotocoreSession) -> str | None:
     return str(region) if region else None
 
 
-def client(sess: BotocoreSession, service: str, config: AwsConfig) -> Any:
-    """A client with short timeouts and few retries: a CI step should fail fast and clearly."""
+def custom_endpoint(config: AwsConfig) -> bool:
+    """Whether calls go to another endpoint than AWS's own (--endpoint-url, AWS_ENDPOINT_URL)."""
+    return bool(config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def client(sess: BotocoreSession, service: str, config: AwsConfig, *, validate: bool = True) -> Any:
+    """A client with short timeouts and few retries: a CI step should fail fast and clearly.
+    `validate=False` skips botocore's check of parameters against AWS's documented minimums."""
     from botocore.config import Config
 
     region = region_of(sess)
@@ -114,10 +121,16 @@ def client(sess: BotocoreSession, service: str, config: AwsConfig) -> Any:
                     connect_timeout=5,
                     read_timeout=30,
                     retries={"max_attempts": 3, "mode": "standard"},
+                    **_validation(validate),
                 ),
             )
         except ValueError as exc:  # botocore's "Invalid endpoint: …"
             raise UsageError(str(exc), tip="e.g. --endpoint-url http://127.0.0.1:4566") from None
+
+
+def _validation(validate: bool) -> dict[str, Any]:
+    # Only ever turned off: an explicit True would override a profile's own setting.
+    return {} if validate else {"parameter_validation": False}
 
 
 def error_for(code: str, message: str, what: str, scrub: Sequence[bytes] = ()) -> Error:

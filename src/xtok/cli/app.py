@@ -255,9 +255,25 @@ def ask_mfa_code(serial: str) -> str:
     return str(click.prompt(f"MFA code for {serial}", err=True)).strip()
 
 
+def hidden_prompt(text: str) -> str:
+    """A hidden answer on the terminal (may be empty)."""
+    return str(click.prompt(text, hide_input=True, err=True, default="", show_default=False))
+
+
+def confirm(text: str) -> bool:
+    """Yes or no on the terminal, asked again in xtok's voice (not click's "Error: …")."""
+    while True:
+        answer = str(click.prompt(f"{text} [y/N]", default="", show_default=False, err=True))
+        if answer.strip().lower() in ("", "n", "no"):
+            return False
+        if answer.strip().lower() in ("y", "yes"):
+            return True
+        note("please answer y or n")
+
+
 def read_stdin() -> str:
     if stdin_is_tty():
-        return str(click.prompt("Token", hide_input=True, err=True))
+        return hidden_prompt("Token")
     return stdin_bytes().decode("utf-8", "replace")
 
 

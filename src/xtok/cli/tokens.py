@@ -14,6 +14,7 @@ from xtok.cli.app import (
     aws_options,
     cli,
     clock,
+    confirm,
     duration_option,
     emit_token,
     json_option,
@@ -74,11 +75,13 @@ def token_cmd(
 ) -> None:
     """Mint a short-lived token with your own AWS identity and print it on one line."""
     from xtok.aws.mint import MintRequest, mint
+    from xtok.aws.session import custom_endpoint
     from xtok.tokens import token as tokens
 
     target = target_of(secrets, prefix) if (secrets or prefix) else None
     req = MintRequest(
         duration=parse_duration(duration),
+        custom_endpoint=custom_endpoint(aws),
         role_arn=role_arn,
         target=target,
         label=label,
@@ -316,7 +319,7 @@ def approve_cmd(
     if not yes:
         if not stdin_is_tty() or code == "-":
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
-        if not click.confirm("Approve?", default=False, err=True):
+        if not confirm("Approve?"):
             raise Interrupted("not approved: nothing was minted")
     req = MintRequest(
         duration=request.duration,
