@@ -105,7 +105,7 @@ def _prompt_twice(attempts: int = 3) -> str:
     """The value typed twice alike, hidden (click's own confirmation speaks in its voice)."""
     for _ in range(attempts):
         first = hidden_prompt("Secret value")
-        if first == hidden_prompt("Repeat the value"):
+        if first == hidden_prompt("Repeat for confirmation"):
             return first
         note("the two values differ; type the same value twice")
     raise UsageError(
