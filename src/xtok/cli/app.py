@@ -111,6 +111,8 @@ def cli() -> None:
 
     A privileged CI run uses a permanent secret only while a human-approved,
     short-lived AWS credential is alive. CI keeps no permanent secret.
+
+    New here? `xtok demo` shows the whole flow against a throw-away local endpoint.
     """
 
 
