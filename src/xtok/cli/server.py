@@ -259,9 +259,27 @@ def server_init(data: Path | None, master_key_file: Path | None, account: str, r
 @data_option
 @key_file_option
 @click.option("--verify", is_flag=True, help="Check the hash chain; exit non-zero if broken.")
+@click.option(
+    "--action",
+    "actions",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only rows of these actions, e.g. sts:AssumeRole or 'secretsmanager:*' (repeatable).",
+)
 @json_option
-def audit_cmd(data: Path | None, master_key_file: Path | None, verify: bool, as_json: bool) -> int:
-    """Print the local endpoint's audit log (who did what, allowed or not; never a value)."""
+def audit_cmd(
+    data: Path | None,
+    master_key_file: Path | None,
+    verify: bool,
+    actions: tuple[str, ...],
+    as_json: bool,
+) -> int:
+    """Print the local endpoint's audit log (who did what, allowed or not; never a value).
+
+    For a `xtok server --dev` endpoint, start it with --data and --master-key-file to keep them.
+    """
+    from fnmatch import fnmatchcase
+
     endpoint = _open_endpoint(data, master_key_file)
     if verify:
         problems = endpoint.audit.verify()
@@ -274,20 +292,58 @@ def audit_cmd(data: Path | None, master_key_file: Path | None, verify: bool, as_
             )
         note("audit log intact")
         return 0
-    rows = [{"seq": seq, **rec.__dict__} for seq, rec in endpoint.audit.rows()]
+    rows = [
+        {"seq": seq, **rec.__dict__}
+        for seq, rec in endpoint.audit.rows()
+        if not actions or any(fnmatchcase(rec.action, p) for p in actions)
+    ]
     if as_json:
         print_json(rows)
-        return 0
-    for row in rows:
-        who = row["principal"] or "-"
-        if row["source_identity"]:
-            who += f" (by {row['source_identity']})"
-        outcome = row["decision"] + (f" {row['error']}" if row["error"] else "")
-        click.echo(
-            f"{row['seq']:>6} {row['time']} {outcome:<24} {row['action']:<34} "
-            f"{row['resource'] or '-'} {who}"
-        )
+    else:
+        _print_table(rows, endpoint.settings.account)
     return 0
+
+
+AUDIT_COLUMNS = ("#", "time (UTC)", "outcome", "action", "principal", "approved by")
+
+
+def _print_table(rows: list[dict[str, Any]], account: str) -> None:
+    """Aligned columns under a header; ARNs of the endpoint's own account shortened (--json
+    has them whole); the resource last, as it is the longest."""
+    note(f"account {account}; its ARNs are shortened (`--json` shows them whole)")
+    own = re.compile(rf"^arn:aws:[a-z-]+:[a-z0-9-]*:{account}:")
+    table = [[*AUDIT_COLUMNS, "resource"]]
+    for row in rows:
+        table.append(
+            [
+                str(row["seq"]),
+                row["time"][:19].replace("T", " "),
+                row["decision"] + (f" {row['error']}" if row["error"] else ""),
+                row["action"],
+                own.sub("", row["principal"] or "(unauthenticated)"),
+                _approver(row),
+                own.sub("", row["resource"] or "-"),
+            ]
+        )
+    table = [[_printable(cell) for cell in line] for line in table]
+    widths = [max(len(line[i]) for line in table) for i in range(len(AUDIT_COLUMNS))]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        click.echo("  ".join([*cells, line[-1]]).rstrip())
+
+
+def _approver(row: dict[str, Any]) -> str:
+    """The session's SourceIdentity (xtok sets it to the approver); a session without one says
+    so, since then nothing names the person behind it."""
+    if row["source_identity"]:
+        return str(row["source_identity"])
+    principal = row["principal"] or ""
+    return "(no SourceIdentity)" if ":assumed-role/" in principal or row["session_name"] else "-"
+
+
+def _printable(text: str) -> str:
+    """Caller-given text with control and bidi characters escaped (it reaches a terminal)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class AuditBroken(Error):
