@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,16 +45,14 @@ def _dev(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, 
     return proc, dict(word.split("=", 1) for word in line.split()[1:])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_dev_server_removes_its_throw_away_data_when_stopped(
-    tmp_path: Path, sig: signal.Signals
-) -> None:
-    proc, _ = _dev(tmp_path)
-    assert [p.name[:9] for p in tmp_path.iterdir()] == ["xtok-dev-"]
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=30)
-    assert list(tmp_path.iterdir()) == [], "the throw-away data directory was left behind"
-    assert "Traceback" not in err
+def test_dev_server_removes_its_throw_away_data_on_sigterm_as_on_ctrl_c(tmp_path: Path) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        proc, _ = _dev(tmp_path)
+        assert [p.name[:9] for p in tmp_path.iterdir()] == ["xtok-dev-"]
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+        assert list(tmp_path.iterdir()) == [], f"data left behind after {sig.name}"
+        assert "Traceback" not in err
 
 
 def test_dev_server_keeps_data_and_key_for_xtok_audit(tmp_path: Path) -> None:
@@ -222,18 +222,30 @@ def test_a_connection_error_names_the_url_it_tried() -> None:
     assert f"no answer from {url}/" in res.err
 
 
-def _tty(args: list[str], env: dict[str, str]) -> tuple[int, int]:
+@contextmanager
+def _terminal(args: list[str], env: dict[str, str]) -> Iterator[tuple[int, int, bytearray]]:
+    """`xtok ARGS` on a pseudo-terminal: (pid, terminal fd, what it wrote so far). A child
+    still running at the end (waiting for input the test did not give) is killed."""
     import pty
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: xtok with the pseudo-terminal as its controlling terminal
         os.execve(sys.executable, [sys.executable, "-m", "xtok", *args], env)
-    return pid, fd
+    try:
+        yield pid, fd, bytearray()
+    finally:
+        if os.waitpid(pid, os.WNOHANG)[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
 
 
-def _finish(pid: int, fd: int, seen: bytearray) -> int:
+def _exit_code(pid: int, fd: int, seen: bytearray) -> int:
+    """Read the terminal to its end (at most 30 s), then the child's exit status."""
+    import select
+
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
         try:
             chunk = os.read(fd, 4096)
         except OSError:  # EIO: the child closed the terminal
@@ -241,20 +253,23 @@ def _finish(pid: int, fd: int, seen: bytearray) -> int:
         if not chunk:
             break
         seen += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
+    done, status = os.waitpid(pid, os.WNOHANG)
+    assert done, "xtok is still waiting for input"
     return os.waitstatus_to_exitcode(status)
 
 
 def test_secret_put_mismatch_speaks_in_xtoks_voice() -> None:
-    pid, fd = _tty(["secret", "put", "tty/mismatch"], aws_env("http://127.0.0.1:1"))
-    seen = bytearray()
-    for attempt in range(3):
-        _read_until(fd, b"Secret value:", seen)
-        os.write(fd, f"first-{attempt}\r".encode())
-        _read_until(fd, b"Repeat for confirmation:", seen)
-        os.write(fd, f"second-{attempt}\r".encode())
-    code = _finish(pid, fd, seen)
+    with _terminal(["secret", "put", "tty/mismatch"], aws_env("http://127.0.0.1:1")) as (
+        pid,
+        fd,
+        seen,
+    ):
+        for attempt in range(3):
+            _read_until(fd, b"Secret value:", seen)
+            os.write(fd, f"first-{attempt}\r".encode())
+            _read_until(fd, b"Repeat for confirmation:", seen)
+            os.write(fd, f"second-{attempt}\r".encode())
+        code = _exit_code(pid, fd, seen)
     text = seen.decode(errors="replace")
     assert code == 200
     assert "xtok: the two values differ" in text
@@ -270,12 +285,11 @@ def test_approve_confirmation_speaks_in_xtoks_voice(tmp_path: Path) -> None:
         ["request", "--secret", "DB=/prod/db", "--role", "arn:aws:iam::123456789012:role/r"], env
     )
     assert request.code == 0, request.err
-    pid, fd = _tty(["approve", request.out.strip()], env)
-    seen = bytearray()
-    _read_until(fd, b"Approve? [y/N]", seen)
-    os.write(fd, b"maybe\r")
-    _read_until(fd, b"please answer y or n", seen)
-    os.write(fd, b"n\r")
-    code = _finish(pid, fd, seen)
+    with _terminal(["approve", request.out.strip()], env) as (pid, fd, seen):
+        _read_until(fd, b"Approve? [y/N]", seen)
+        os.write(fd, b"maybe\r")
+        _read_until(fd, b"please answer y or n", seen)
+        os.write(fd, b"n\r")
+        code = _exit_code(pid, fd, seen)
     assert code == 210 and "not approved" in seen.decode()
     assert "Error:" not in seen.decode()
