@@ -260,7 +260,7 @@ class Demo:
         made_up = "a random value the demo made up; it is never shown"
         self.xtok(
             "admin",
-            ["secret", "put", SECRET_NAME, "--description", "the write-up's credential"],
+            ["secret", "put", SECRET_NAME, "--description", "from the write-up"],
             self.admin,
             stdin=secrets.token_urlsafe(18),
             comment=f"stdin: {made_up}",

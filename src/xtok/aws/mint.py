@@ -116,7 +116,13 @@ def mint(
     tags = ((LABEL_TAG, req.label),) if req.label else ()
     if tags + req.tags:
         extra["Tags"] = [{"Key": k, "Value": _tag_value(v)} for k, v in tags + req.tags]
-    with aws_errors(f"AssumeRole of {req.role_arn} failed"):
+    denied = (
+        "the role's trust policy must name you and (as `xtok setup aws` makes it) wants MFA: "
+        "pass --mfa-serial ARN (or set mfa_serial in your profile) and --mfa-code"
+        if not serial
+        else "check that the role's trust policy names you, and the MFA code"
+    )
+    with aws_errors(f"AssumeRole of {req.role_arn} failed", denied_tip=denied):
         resp = sts.assume_role(
             RoleArn=req.role_arn,
             RoleSessionName=name,

@@ -133,18 +133,25 @@ def _validation(validate: bool) -> dict[str, Any]:
     return {} if validate else {"parameter_validation": False}
 
 
-def error_for(code: str, message: str, what: str, scrub: Sequence[bytes] = ()) -> Error:
-    """The xtok error for an AWS error code (and its message, shown only for unknown codes)."""
+def error_for(
+    code: str, message: str, what: str, scrub: Sequence[bytes] = (), denied_tip: str | None = None
+) -> Error:
+    """The xtok error for an AWS error code (and its message, shown only for unknown codes);
+    `denied_tip` replaces the generic tip of an access denial where the caller knows better."""
     known = _BY_CODE.get(code)
     if known:
         cls, reason, tip = known
+        if denied_tip and cls is AccessDenied:
+            tip = denied_tip
         return cls(f"{what}: {reason} ({code})", tip=tip)
     detail = redact(message, scrub)[:_MESSAGE_LIMIT]
     return AwsError(f"{what}: {code}{': ' + detail if detail else ''}")
 
 
 @contextmanager
-def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
+def aws_errors(
+    what: str, *, scrub: Sequence[bytes] = (), denied_tip: str | None = None
+) -> Iterator[None]:
     """Translate botocore failures inside the block into xtok errors that start with `what`.
 
     `scrub` lists values (e.g. the secret being stored) that AWS or botocore might echo in a
@@ -159,7 +166,7 @@ def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
         code = str(
             err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         )
-        raise error_for(code, str(err.get("Message") or ""), what, scrub) from None
+        raise error_for(code, str(err.get("Message") or ""), what, scrub, denied_tip) from None
     except bx.NoRegionError:
         raise ConfigError(f"{what}: no AWS region configured", tip=_TIP_REGION) from None
     except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound) as exc:
