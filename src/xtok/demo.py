@@ -46,10 +46,11 @@ _WHY_CUT = {
 NEXT = (
     "(umask 077; exec xtok server --dev --min-duration 5 > dev.env) &   # dev.env: admin keys",
     "sleep 1; . ./dev.env",
-    "xtok secret put /prod/db                          # type a value, twice",
-    "export XTOK_TOKEN=$(xtok token --duration 30s)    # the admin's own token, for 30 s",
-    "xtok run --secret DB=/prod/db -- sh -c 'echo \"DB is $DB\"'   # masked; in 30 s: refused",
-    "kill %1                                           # its throw-away data goes with it",
+    "xtok secret put /prod/db                        # type a value, twice",
+    "export XTOK_TOKEN=$(xtok token --duration 30s)  # the admin's own token, for 30 s",
+    "xtok run --min-ttl 0 --secret DB=/prod/db -- sh -c 'echo \"DB is $DB\"'",
+    "# masked; the same 30 s later: refused",
+    "kill %1                                         # its throw-away data goes with it",
 )
 
 

@@ -355,8 +355,8 @@ def demo_cmd() -> int:
     """Run the whole flow, narrated, against a throw-away local endpoint.
 
     Stores a secret, sets up the role, mints a scoped token with MFA, runs a masked pipeline
-    step, shows a secret outside the scope denied, a token exploding, a revocation and the
-    audit trail.
+    step, shows a secret outside the scope denied, a token exploding, a sealed token opened
+    once in its own run only, a revocation and the audit trail.
     """
     from xtok import demo
 
