@@ -29,6 +29,12 @@ def demo() -> str:
     return proc.stdout
 
 
+def scene(out: str, title: str) -> str:
+    """The part of the demo's output under the scene title that contains `title`."""
+    (part,) = [p for p in re.split(r"\n(?=== )", out) if title in p.splitlines()[0]]
+    return part
+
+
 def commands(out: str) -> list[str]:
     """The shown commands, each joined back into one line."""
     joined, current = [], None
@@ -62,7 +68,7 @@ def test_commands_are_shown_whole_and_only_credentials_are_cut(demo: str) -> Non
     assert cut, "the tokens the demo handles are mentioned"
     for line in cut:  # each cut says what was cut and why
         assert re.match(r"^  xtok[rs]?1\.… \(\d+ characters; .+", line), line
-    before_the_audit_table = demo.split("== 11.")[0].splitlines()
+    before_the_audit_table = demo.split(scene(demo, "audit trail"))[0].splitlines()
     assert max(len(line) for line in before_the_audit_table) <= 100, "long lines are wrapped"
     assert not re.search(r"xtok[rs]?1\.[A-Za-z0-9_-]{12}", demo.replace("xtokr1.ey", "")), (
         "a token was printed"
@@ -76,35 +82,36 @@ def test_the_mfa_step_runs_xtoks_own_mfa_options(demo: str) -> None:
     assert len(mints) == 3
     assert all("--mfa-serial arn:aws:iam::123456789012:mfa/alice --mfa-code " in c for c in mints)
     assert "computed from the device's seed" in demo
-    refused = demo.split("== 4.")[1].split("== 5.")[0].replace("\n      ", " ")
+    refused = scene(demo, "Without MFA").replace("\n      ", " ")
     assert "tip: the role's trust policy must name you" in refused  # not about a token's scope
     assert "pass --mfa-serial ARN" in refused
     assert "get-session-token" not in demo  # no MFA session obtained out of sight
 
 
 def test_the_explosion_is_shown_mint_run_countdown_refusal(demo: str) -> None:
-    scene = demo.split("== 8.")[1].split("== 9.")[0]
-    assert "--duration 5s" in scene and "explodes at" in scene
-    assert "fetched C (" in scene  # what the first run printed
-    assert "s to go" in scene  # the countdown
-    assert "xtok: error: token expired at" in scene and "(exit status 202" in scene
+    explosion = scene(demo, "A token explodes")
+    assert "--duration 5s" in explosion and "explodes at" in explosion
+    assert "fetched C (" in explosion  # what the first run printed
+    assert "s to go" in explosion  # the countdown
+    assert "xtok: error: token expired at" in explosion and "(exit status 202" in explosion
 
 
 def test_the_sealed_flow_is_shown_and_replays_are_refused(demo: str) -> None:
-    scene = demo.split("== 9.")[1].split("== 10.")[0]
-    shown = commands(scene)
+    sealed = scene(demo, "Sealed tokens")
+    shown = commands(sealed)
     assert any(c.startswith("pipeline$ xtok request --secret") for c in shown)
     assert any(c.startswith('alice$ xtok approve "$REQUEST_CODE"') for c in shown)
     runs = [c for c in shown if "xtok run --sealed" in c]
     assert len(runs) == 3  # opened once, then again, then in another run
-    assert "deploying with EXAMPLE_CREDENTIAL=***" in scene
-    assert scene.count("(exit status 201: refused") == 2
-    assert "xtok: approve this run?" in scene  # what alice approves is on the screen
+    assert "deploying with EXAMPLE_CREDENTIAL=***" in sealed
+    assert sealed.count("(exit status 201: refused") == 2
+    assert "xtok: approve this run?" in sealed  # what alice approves is on the screen
 
 
 def test_the_audit_table_has_a_header_and_aligned_columns(demo: str) -> None:
-    scene = demo.split("== 11.")[1]
-    rows = [line for line in scene.splitlines() if re.match(r"^  (#|\d+) ", line)]
+    rows = [
+        line for line in scene(demo, "audit trail").splitlines() if re.match(r"^  (#|\d+) ", line)
+    ]
     header, body = rows[0], rows[1:]
     assert "time (UTC)" in header and "approved by" in header and "resource" in header
     at = header.index("action")

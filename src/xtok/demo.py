@@ -81,6 +81,7 @@ class Demo:
         self.seed = b""
         self.last_code = ""
         self.token = ""
+        self.scene_number = 0
 
     @property
     def scenes(self) -> list[Callable[[], None]]:
@@ -103,7 +104,9 @@ class Demo:
     # --- showing ----------------------------------------------------------------------------
 
     def step(self, title: str) -> None:
-        self.say(f"\n{BOLD}== {title}{RESET}")
+        """A scene's title, numbered in the order the scenes run."""
+        self.say(f"\n{BOLD}== {self.scene_number}. {title}{RESET}")
+        self.scene_number += 1
 
     def tell(self, text: str) -> None:
         """Narration, wrapped."""
@@ -241,7 +244,7 @@ class Demo:
     # --- the story --------------------------------------------------------------------------
 
     def start_endpoint(self) -> None:
-        self.step("0. A local AWS-compatible endpoint stands in for AWS")
+        self.step("A local AWS-compatible endpoint stands in for AWS")
         args = ["--data", str(self.data), "--master-key-file", str(self.key_file)]
         args += ["--min-duration", str(SHORT_SECONDS)]
         self.show_command("admin", ["xtok", "server", "--dev", *args, "&"])
@@ -257,7 +260,7 @@ class Demo:
         )
 
     def store_secrets(self) -> None:
-        self.step("1. The admin stores the permanent secret (the value from stdin, never argv)")
+        self.step("The admin stores the permanent secret (the value from stdin, never argv)")
         made_up = "a random value the demo made up; it is never shown"
         self.xtok(
             "admin",
@@ -277,7 +280,7 @@ class Demo:
         )
 
     def approver_and_mfa(self) -> None:
-        self.step("2. Alice, the approver, gets AWS keys and a virtual MFA device")
+        self.step("Alice, the approver, gets AWS keys and a virtual MFA device")
         admin = {
             "AccessKeyId": self.admin["AWS_ACCESS_KEY_ID"],
             "SecretAccessKey": self.admin["AWS_SECRET_ACCESS_KEY"],
@@ -323,7 +326,7 @@ class Demo:
         )
 
     def create_role(self) -> None:
-        self.step("3. The admin creates the role approvers assume: alice only, with MFA")
+        self.step("The admin creates the role approvers assume: alice only, with MFA")
         account = self.admin_account()
         self.role_arn = f"arn:aws:iam::{account}:role/{ROLE}"
         self.xtok(
@@ -343,7 +346,7 @@ class Demo:
         return str(self.client("sts", keys).get_caller_identity()["Account"])
 
     def no_mfa_no_role(self) -> None:
-        self.step("4. Without MFA, alice's own keys cannot assume the role")
+        self.step("Without MFA, alice's own keys cannot assume the role")
         self.xtok(
             "alice",
             ["token", "--role", self.role_arn, "--secret", SECRET_NAME],
@@ -353,7 +356,7 @@ class Demo:
         self.tell("So keys stolen from alice's laptop alone cannot mint a token.")
 
     def mint_with_mfa(self) -> None:
-        self.step("5. Alice approves deploy #42 with MFA: a 15-minute token for one secret")
+        self.step("Alice approves deploy #42 with MFA: a 15-minute token for one secret")
         minted = self.xtok(
             "alice",
             self.mint_args("deploy #42"),
@@ -375,7 +378,7 @@ class Demo:
         self.xtok("pipeline", ["inspect"], self.pipeline, comment="reads $XTOK_TOKEN")
 
     def masked_step(self) -> None:
-        self.step("6. The pipeline step runs with the secret; its output is masked")
+        self.step("The pipeline step runs with the secret; its output is masked")
         script = self.tmp / "deploy.sh"
         script.write_text(DEPLOY_SH)
         script.chmod(0o700)
@@ -394,7 +397,7 @@ class Demo:
         )
 
     def out_of_scope(self) -> None:
-        self.step("7. Leaked, the token still reads nothing outside its scope")
+        self.step("Leaked, the token still reads nothing outside its scope")
         self.attacker(
             f"aws secretsmanager get-secret-value --secret-id {OTHER_NAME}",
             lambda: self.client("secretsmanager", self.raw(self.token)).get_secret_value(
@@ -405,7 +408,7 @@ class Demo:
         self.tell("Its session policy names exactly /prod/exampleCredential.")
 
     def explodes(self) -> None:
-        self.step(f"8. A token explodes: a {SHORT_SECONDS}-second one, used once, then too late")
+        self.step(f"A token explodes: a {SHORT_SECONDS}-second one, used once, then too late")
         short = self.armored(
             self.xtok(
                 "alice",
@@ -439,7 +442,7 @@ class Demo:
         )
 
     def sealed(self) -> None:
-        self.step("9. Sealed tokens (recommended): only the run that asked can open it, once")
+        self.step("Sealed tokens (recommended): only the run that asked can open it, once")
         self.tell(
             "A plain token works for whoever sees it until it explodes. A sealed one is "
             "useless outside the run that requested it, so it may pass through logs and chat."
@@ -502,7 +505,7 @@ class Demo:
         return path
 
     def revoke(self) -> None:
-        self.step("10. Revoke: every session of the role issued before now is denied")
+        self.step("Revoke: every session of the role issued before now is denied")
         time.sleep(1.1)  # aws:TokenIssueTime has one-second resolution
         self.xtok("admin", ["revoke", "--role", ROLE], self.admin)
         self.xtok(
@@ -522,7 +525,7 @@ class Demo:
         )
 
     def audit(self) -> None:
-        self.step("11. The audit trail: who did what, allowed or not (never a value)")
+        self.step("The audit trail: who did what, allowed or not (never a value)")
         store = ["--data", str(self.data), "--master-key-file", str(self.key_file)]
         actions = ["sts:AssumeRole", "secretsmanager:GetSecretValue", "iam:PutRolePolicy"]
         self.xtok(
@@ -539,7 +542,7 @@ class Demo:
         self.xtok("admin", ["audit", *store, "--verify"], self.base, comment="hash-chained")
 
     def summary(self) -> None:
-        self.step("What you saw")
+        self.say(f"\n{BOLD}== What you saw{RESET}")
         for line in (
             "CI kept no permanent secret: the pipeline got a token alice minted with MFA,",
             "  scoped to one secret; the command got the secret, masked, and no AWS credential.",
