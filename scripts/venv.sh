@@ -21,6 +21,7 @@ ensure_venv() {
   local stamp=".venv/.xtok-installed-${spec//[^a-z]/_}" digest
   digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+    echo "$me: installing xtok ($spec) into .venv; again only when pyproject.toml changes" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" \
       2> >(grep -v 'is ignored' >&2)
     echo "$digest" > "$stamp"
