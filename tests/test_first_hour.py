@@ -298,3 +298,12 @@ def test_approve_confirmation_speaks_in_xtoks_voice(tmp_path: Path) -> None:
         code = _exit_code(pid, fd, seen)
     assert code == 210 and "not approved" in seen.decode()
     assert "Error:" not in seen.decode()
+
+
+def test_a_token_pasted_in_the_commands_place_is_not_echoed() -> None:
+    token = _token()
+    res = run_xtok([token], base_env())
+    assert res.code == 200 and "no such command" in res.err
+    assert token[:12] not in res.both
+    typo = run_xtok(["secre"], base_env())  # a mistyped command is named, with suggestions
+    assert typo.code == 200 and "'secre'" in typo.err and "'secret'" in typo.err

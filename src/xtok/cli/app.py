@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -294,6 +295,9 @@ def completion(shell: str) -> None:
     click.echo(cls(cli, {}, "xtok", "_XTOK_COMPLETE").source())
 
 
+_COMMAND_WORD = re.compile(r"[a-z][a-z-]{0,23}")  # what a mistyped command name looks like
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run xtok; return its exit status. Never lets a traceback reach the user."""
     try:
@@ -310,6 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if message.startswith("Got unexpected extra argument"):
             # It may be a value someone meant to pass (a secret, a token): never echo it.
             message = "unexpected extra argument (not shown: xtok never echoes argument values)"
+        elif isinstance(exc, click.exceptions.NoSuchCommand) and not _COMMAND_WORD.fullmatch(
+            exc.command_name
+        ):  # a pasted token in a command's place: not echoed either
+            message = "no such command (not shown: xtok never echoes argument values)"
         hint = f"\n  tip: see `{exc.ctx.command_path} --help`" if exc.ctx else ""
         click.echo(f"xtok: error: {message}{hint}", err=True)
         return int(ExitCode.USAGE)
