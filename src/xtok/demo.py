@@ -2,7 +2,8 @@
 
 Every step runs the real `xtok` command line, shown whole as typed, by one of four actors: the
 admin, alice (the approver), the pipeline, and an attacker who holds a leaked token (played with
-boto3, the library under the aws CLI). Only live credentials are cut from the output, saying why.
+boto3, the library under the aws CLI). Output is shown whole, except tokens: a live credential
+is never printed, request codes and sealed tokens are cut for length, each saying so.
 The demo checks what it shows and exits non-zero if anything behaves otherwise.
 
 The story is a list of scenes (`Demo.scenes`): small methods that share the endpoint and state.
@@ -302,7 +303,8 @@ class Demo:
             base64.b32decode(device["Base32StringSeed"]),
             device["SerialNumber"],
         )
-        codes = [self.mfa_code(), code_at(self.seed, time.time() + STEP)]
+        now = time.time()  # two consecutive codes, as AWS asks to enable a device
+        codes = [code_at(self.seed, now - STEP), code_at(self.seed, now)]
         self.last_code = codes[1]
         self.show_command(
             "admin",
