@@ -220,6 +220,12 @@ def test_a_connection_error_names_the_url_it_tried() -> None:
     res = run_xtok(["secret", "ls"], aws_env(url))
     assert res.code == 206
     assert f"no answer from {url}/" in res.err
+    # The fetch step of `xtok run` (its own signed request) says the same.
+    run = run_xtok(
+        ["run", "--secret", "A=x", "--", "true"], {**aws_env(url), "XTOK_TOKEN": _token()}
+    )
+    assert run.code == 206
+    assert f"no answer from {url}/" in run.err
 
 
 @contextmanager
