@@ -37,6 +37,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say next to the totals that the xfailed tests are expected failures, and why."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("xfailed", []):
+        reason = str(getattr(report, "wasxfail", "")).removeprefix("reason: ") or "no reason given"
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in reasons.items():
+        terminalreporter.write_line(f"{count} xfailed, as expected: {reason}")
+
+
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """moto's threaded server on 127.0.0.1 (a plumbing peer: it enforces no policy or expiry)."""

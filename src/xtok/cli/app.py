@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -149,6 +150,8 @@ def cli() -> None:
 
     A privileged CI run uses a permanent secret only while a human-approved,
     short-lived AWS credential is alive. CI keeps no permanent secret.
+
+    New here? `xtok demo` shows the whole flow against a throw-away local endpoint.
     """
 
 
@@ -293,9 +296,25 @@ def ask_mfa_code(serial: str) -> str:
     return str(click.prompt(f"MFA code for {serial}", err=True)).strip()
 
 
+def hidden_prompt(text: str) -> str:
+    """A hidden answer on the terminal (may be empty)."""
+    return str(click.prompt(text, hide_input=True, err=True, default="", show_default=False))
+
+
+def confirm(text: str) -> bool:
+    """Yes or no on the terminal, asked again in xtok's voice (not click's "Error: …")."""
+    while True:
+        answer = str(click.prompt(f"{text} [y/N]", default="", show_default=False, err=True))
+        if answer.strip().lower() in ("", "n", "no"):
+            return False
+        if answer.strip().lower() in ("y", "yes"):
+            return True
+        note("please answer y or n")
+
+
 def read_stdin() -> str:
     if stdin_is_tty():
-        return str(click.prompt("Token", hide_input=True, err=True))
+        return hidden_prompt("Token")
     return stdin_bytes().decode("utf-8", "replace")
 
 
@@ -314,6 +333,9 @@ def completion(shell: str) -> None:
     click.echo(cls(cli, {}, "xtok", "_XTOK_COMPLETE").source())
 
 
+_COMMAND_WORD = re.compile(r"[a-z][a-z-]{0,23}")  # what a mistyped command name looks like
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run xtok; return its exit status. Never lets a traceback reach the user."""
     try:
@@ -330,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if message.startswith("Got unexpected extra argument"):
             # It may be a value someone meant to pass (a secret, a token): never echo it.
             message = "unexpected extra argument (not shown: xtok never echoes argument values)"
+        elif isinstance(exc, click.exceptions.NoSuchCommand) and not _COMMAND_WORD.fullmatch(
+            exc.command_name
+        ):  # a pasted token in a command's place: not echoed either
+            message = "no such command (not shown: xtok never echoes argument values)"
         hint = f"\n  tip: see `{exc.ctx.command_path} --help`" if exc.ctx else ""
         click.echo(f"xtok: error: {message}{hint}", err=True)
         return int(ExitCode.USAGE)

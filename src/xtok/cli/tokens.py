@@ -14,6 +14,7 @@ from xtok.cli.app import (
     aws_options,
     cli,
     clock,
+    confirm,
     duration_option,
     emit_token,
     json_option,
@@ -75,11 +76,13 @@ def token_cmd(
 ) -> None:
     """Mint a short-lived token with your own AWS identity and print it on one line."""
     from xtok.aws.mint import MintRequest, mint
+    from xtok.aws.session import custom_endpoint
     from xtok.tokens import token as tokens
 
     target = target_of(secrets, prefix) if (secrets or prefix) else None
     req = MintRequest(
         duration=parse_duration(duration),
+        custom_endpoint=custom_endpoint(aws),
         role_arn=role_arn,
         target=target,
         label=label,
@@ -104,13 +107,24 @@ def token_cmd(
 def inspect_cmd(token_text: str | None, as_json: bool) -> None:
     """Show what a token is: kind, key id (last 4), expiry, scope. Never its secret parts.
 
-    Reads stdin when TOKEN is - or absent (or $XTOK_TOKEN when stdin is a terminal).
+    Reads stdin when TOKEN is -. With no TOKEN: stdin when it is not a terminal and not
+    empty, else $XTOK_TOKEN, else (on a terminal) a hidden prompt.
     """
     from xtok.tokens import token as tokens
 
-    if token_text is None or token_text == "-":  # noqa: S105 - "-" means stdin
-        env = os.environ.get(TOKEN_ENV_DEFAULT)
-        text = env if (token_text is None and stdin_is_tty() and env) else read_stdin()
+    env = os.environ.get(TOKEN_ENV_DEFAULT, "")
+    if token_text == "-":  # noqa: S105 - "-" means stdin
+        text = read_stdin()
+    elif token_text is None:
+        text = "" if stdin_is_tty() else read_stdin()
+        text = text if text.strip() else env
+        if not text.strip() and stdin_is_tty():
+            text = read_stdin()
+        if not text.strip():
+            raise UsageError(
+                f"no token to inspect: none on stdin and ${TOKEN_ENV_DEFAULT} is not set",
+                tip=f"pipe it in (`xtok inspect - < FILE`) or set ${TOKEN_ENV_DEFAULT}",
+            )
     else:
         warn("a token on the command line lands in shell history; prefer `xtok inspect -`")
         text = token_text
@@ -395,7 +409,7 @@ def approve_cmd(
     if not yes:
         if not stdin_is_tty() or from_stdin:
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
-        if not click.confirm("Approve?", default=False, err=True):
+        if not confirm("Approve?"):
             if reviewed is not None:
                 relay_flows.offer_denial(reviewed)
             raise Interrupted("not approved: nothing was minted")
