@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from xtok.errors import Error
-from xtok.server import iam, secretsmanager, sts, wire
+from xtok.server import iam, secretsmanager, sigv4, sts, wire
 from xtok.server.audit import AuditLog, Record, audit_key
 from xtok.server.auth import Caller, identify
 from xtok.server.crypto import Sealer, new_key
@@ -30,6 +30,9 @@ HANDLERS: dict[str, dict[str, Handler]] = {
     "iam": iam.OPERATIONS,
     "secretsmanager": secretsmanager.OPERATIONS,
 }
+QUERY_SERVICES = ("sts", "iam")
+UNKNOWN_ACTION = "(unknown)"  # recorded for an operation name no served service has
+IAM_SIGNING_REGION = "us-east-1"  # AWS's IAM is global and signed for us-east-1
 Clock = Callable[[], datetime]
 
 
@@ -80,6 +83,12 @@ class Endpoint:
             wrapped = self.db.meta("data_key") or ""
         return master.open(bytes.fromhex(wrapped), "data-key")
 
+    def _regions(self, service: str) -> tuple[str, ...]:
+        """The regions a credential scope may name for `service` on this endpoint."""
+        if service == "iam":
+            return (self.settings.region, IAM_SIGNING_REGION)
+        return (self.settings.region,)
+
     def handle(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> tuple[int, dict[str, str], bytes]:
@@ -87,26 +96,29 @@ class Endpoint:
         when it was larger than MAX_BODY."""
         request_id = str(uuid.uuid4())
         now = self.clock()
-        target = headers.get("x-amz-target", "")
-        protocol = "json" if target else "query"
-        service, action = "sts", "?"
+        target = headers.get("x-amz-target")
+        protocol = "query" if target is None else "json"
+        # Until the request says otherwise, errors are rendered as the protocol's first service.
+        service = "sts" if target is None else "secretsmanager"
+        action = UNKNOWN_ACTION
         caller: Caller | None = None
         ctx: Ctx | None = None
         try:
             if body is None:
                 raise Fault("RequestEntityTooLarge", "Request body exceeds 1 MiB", 413)
-            if protocol == "json":
-                prefix, _, action = target.partition(".")
-                service = "secretsmanager" if prefix == "secretsmanager" else prefix
-                if service not in HANDLERS:
-                    raise Fault("UnknownOperationException", f"Unknown target {target}", 400)
-                form: dict[str, str] = {}
-            else:
+            auth = sigv4.parse(headers)
+            if target is None:
                 form = _form(url, body)
-                action = form.get("Action", "?")
-                service = _scope_service(headers) or "sts"
-                if service not in ("sts", "iam"):
-                    raise Fault("InvalidAction", f"Service {service} is not served here", 400)
+                service = auth.service if auth.service in QUERY_SERVICES else service
+                name = form.get("Action", "")
+            else:
+                form = {}
+                prefix, _, name = target.partition(".")
+                if prefix != "secretsmanager":
+                    raise Fault("UnknownOperationException", "Unknown operation", 400)
+            if name in wire.operation_names(service):
+                action = name
+            sigv4.require_scope(auth, service, self._regions(service), headers)
             caller, _ = identify(
                 self.db, self.sealer, self.settings.account, method, url, headers, body, now
             )
@@ -215,14 +227,6 @@ def _form(url: str, body: bytes) -> dict[str, str]:
     query = url.partition("?")[2]
     pairs = parse_qsl(query, keep_blank_values=True) + parse_qsl(text, keep_blank_values=True)
     return dict(pairs)
-
-
-def _scope_service(headers: dict[str, str]) -> str | None:
-    auth = headers.get("authorization", "")
-    try:
-        return auth.split("Credential=", 1)[1].split("/")[3]
-    except IndexError:
-        return None
 
 
 async def _read_body(request: Any, headers: dict[str, str]) -> bytes | None:

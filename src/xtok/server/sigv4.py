@@ -4,6 +4,10 @@ botocore's `SigV4Auth` only signs; verification rebuilds the request from what t
 (only the headers it listed as signed), recomputes the signature with the stored secret key and
 compares in constant time. The body hash is always computed here: a client-supplied
 X-Amz-Content-SHA256 must match it. The request date must be within 15 minutes of now.
+
+Strict where AWS is: `host` and `x-amz-date` (and, for the JSON protocol, `x-amz-target`, which
+names the operation) must be signed, and the credential scope must name the endpoint's region
+and the service of the operation, so a signature cannot be replayed as another operation.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,8 +27,8 @@ from xtok.server.faults import Fault
 
 MAX_SKEW = 15 * 60
 _AUTH = re.compile(
-    r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/,\s]+)/"
-    r"(?P<service>[^/,\s]+)/aws4_request,\s*SignedHeaders=(?P<headers>[a-z0-9;\-]+),\s*"
+    r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>[A-Z0-9]{1,128})/(?P<date>\d{8})/"
+    r"(?P<region>[a-z0-9-]{1,64})/(?P<service>[a-z0-9-]{1,64})/aws4_request,\s*SignedHeaders=(?P<headers>[a-z0-9;\-]+),\s*"
     r"Signature=(?P<signature>[0-9a-f]{64})$"
 )
 _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -50,11 +55,31 @@ def parse(headers: dict[str, str]) -> Authorization:
             "Authorization header requires AWS4-HMAC-SHA256 Credential, SignedHeaders and Signature"
         )
     signed = tuple(match["headers"].split(";"))
-    if "host" not in signed:
-        raise Fault.incomplete("The host header must be signed")
+    for header in ("host", "x-amz-date"):
+        if header not in signed:
+            raise _unsigned(header)
     return Authorization(
         match["key"], match["date"], match["region"], match["service"], signed, match["signature"]
     )
+
+
+def _unsigned(header: str) -> Fault:
+    return Fault.incomplete(f"'{header}' must be a 'SignedHeader' in the AWS Authorization.")
+
+
+def require_scope(
+    auth: Authorization, service: str, regions: Collection[str], headers: dict[str, str]
+) -> None:
+    """Refuse a signature scoped to another region or service than this request's, or one that
+    leaves out the JSON protocol's `x-amz-target` (which names the operation)."""
+    if "x-amz-target" in headers and "x-amz-target" not in auth.signed_headers:
+        raise _unsigned("x-amz-target")
+    if auth.region not in regions:
+        raise Fault.bad_signature(
+            f"Credential should be scoped to a valid region, not '{auth.region}'."
+        )
+    if auth.service != service:
+        raise Fault.bad_signature(f"Credential should be scoped to correct service: '{service}'.")
 
 
 def verify(
