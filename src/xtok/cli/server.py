@@ -106,6 +106,16 @@ def _exports(url: str, key: Any, region: str) -> str:
     metavar="SECONDS",
     help="Allow sessions shorter than 900 s (only with --dev: for demos and tests).",
 )
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=20,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="XTOK_SERVER_READ_TIMEOUT",
+    show_envvar=True,
+    help="Close a connection that takes longer to send a request's headers, or then its body.",
+)
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -116,6 +126,7 @@ def server(
     tls_key: Path | None,
     dev: bool,
     min_duration: int | None,
+    read_timeout: float,
 ) -> None:
     """Run the local AWS-compatible endpoint (STS, Secrets Manager, IAM).
 
@@ -139,13 +150,15 @@ def server(
             "clear text; use --tls-cert/--tls-key or a loopback address"
         )
     if dev:
-        _serve_dev(host, port, tls_cert, tls_key, min_duration or 900, data, master_key_file)
+        _serve_dev(
+            host, port, tls_cert, tls_key, min_duration or 900, data, master_key_file, read_timeout
+        )
         return
     endpoint = _open_endpoint(data, master_key_file)
     sock = bind(host, port)
     scheme = "https" if tls_cert else "http"
     note(f"serving {endpoint.db.path.parent} on {scheme}://{host}:{sock.getsockname()[1]}")
-    serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key)
+    serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, read_timeout=read_timeout)
 
 
 def _serve_dev(
@@ -156,6 +169,7 @@ def _serve_dev(
     min_duration: int,
     data: Path | None,
     key_file: Path | None,
+    read_timeout: float,
 ) -> None:
     """A fresh endpoint with an admin: throw-away data and an in-memory key unless --data and
     --master-key-file name where to keep them (e.g. for `xtok audit` afterwards)."""
@@ -178,7 +192,7 @@ def _serve_dev(
         click.echo(_exports(url, key, endpoint.settings.region), nl=True)
         sys.stdout.flush()
         note(f"dev endpoint on {url} (throw-away data; sessions from {min_duration} s)")
-        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key)
+        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, read_timeout=read_timeout)
     finally:
         if data is None:
             shutil.rmtree(directory, ignore_errors=True)

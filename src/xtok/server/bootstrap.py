@@ -92,13 +92,17 @@ def serve(
     *,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    read_timeout: float,
 ) -> None:
     import uvicorn
 
     from xtok.server.app import asgi_app
+    from xtok.server.transport import with_read_timeout
 
     config = uvicorn.Config(
         asgi_app(endpoint),
+        http=with_read_timeout(read_timeout),
+        lifespan="off",
         log_level="warning",
         access_log=False,
         ssl_certfile=str(tls_cert) if tls_cert else None,
