@@ -1,17 +1,22 @@
 """SQLite storage (WAL): one connection per thread, short transactions.
 
 Secret values, secret access keys and MFA seeds are stored sealed (see crypto); session tokens
-only as SHA-256 digests.
+only as SHA-256 digests. Names, policies and the audit log are not encrypted: the data directory
+is kept 0700 and the database files 0600.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from xtok.errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,8 +57,39 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
 """
 
 
+def _make_private(path: Path) -> None:
+    """Tighten the data directory to 0700 (refusing one another user owns) and create the
+    database 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database
+    file's mode, whatever the umask."""
+    directory = path.parent
+    try:
+        info = directory.stat()
+        if info.st_uid != os.geteuid():
+            raise ConfigError(
+                f"the data directory {directory} belongs to another user",
+                tip="use a directory of your own (xtok server init --data DIR)",
+            )
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            directory.chmod(0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        for suffix in ("-wal", "-shm"):
+            companion = path.with_name(path.name + suffix)
+            if companion.exists():
+                companion.chmod(0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make the data directory {directory} private: {exc.strerror}",
+            tip="give the directory and its files to the user running xtok",
+        ) from None
+
+
 class Database:
     def __init__(self, path: Path) -> None:
+        _make_private(path)
         self.path = path
         self._local = threading.local()
         # Writers queue here rather than in SQLite's busy handler, whose sleep-and-retry
