@@ -18,6 +18,7 @@ from xtok.cli.app import (
     warn,
 )
 from xtok.errors import Error, ExitCode, UsageError
+from xtok.printable import printable
 
 DEFAULT_LISTEN = "127.0.0.1:4566"
 
@@ -267,13 +268,15 @@ def audit_cmd(data: Path | None, master_key_file: Path | None, verify: bool, as_
         print_json(rows)
         return 0
     for row in rows:
-        who = row["principal"] or "-"
-        if row["source_identity"]:
-            who += f" (by {row['source_identity']})"
-        outcome = row["decision"] + (f" {row['error']}" if row["error"] else "")
+        # Every field may hold what a caller sent: escaped, a row stays one line of its own.
+        field = {k: printable(str(v)) if v is not None else "" for k, v in row.items()}
+        who = field["principal"] or "-"
+        if field["source_identity"]:
+            who += f" (by {field['source_identity']})"
+        outcome = field["decision"] + (f" {field['error']}" if field["error"] else "")
         click.echo(
-            f"{row['seq']:>6} {row['time']} {outcome:<24} {row['action']:<34} "
-            f"{row['resource'] or '-'} {who}"
+            f"{row['seq']:>6} {field['time']} {outcome:<24} {field['action']:<34} "
+            f"{field['resource'] or '-'} {who}"
         )
     return 0
 

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from xtok.errors import Error
-from xtok.server import iam, secretsmanager, sigv4, sts, wire
+from xtok.server import audit, iam, secretsmanager, sigv4, sts, wire
 from xtok.server.audit import AuditLog, Record, audit_key
 from xtok.server.auth import Caller, identify
 from xtok.server.crypto import Sealer, new_key
@@ -80,6 +80,7 @@ class Endpoint:
                     "INSERT OR IGNORE INTO meta VALUES ('data_key', ?)",
                     (master.seal(key, "data-key").hex(),),
                 )
+                audit.begin(conn, audit_key(master_key))
             wrapped = self.db.meta("data_key") or ""
         return master.open(bytes.fromhex(wrapped), "data-key")
 
