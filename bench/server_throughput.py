@@ -7,9 +7,11 @@ SigV4-signed GetSecretValue request, signed once per endpoint, is replayed by wr
 32 keep-alive connections (a signature stays valid for 15 minutes; the run takes about one).
 xtok verifies the signature, the session and the policies of every request and commits an audit
 row for each; moto checks none of it. The no-op app answers the same request with a fixed body
-on the same uvicorn/httptools stack: the distance to it is what xtok's handling costs.
+on the same uvicorn/httptools stack: the distance to it is what xtok's handling costs. Each
+figure is the median of ROUNDS runs, the endpoints taking turns, so a burst of load from
+elsewhere on the machine hits all of them alike.
 
-    python bench/server_throughput.py [SECONDS_PER_RUN]
+    python bench/server_throughput.py [SECONDS_PER_RUN] [ROUNDS]
 
 wrk comes from Debian (`apt-get install wrk`); run as root, the script installs it.
 """
@@ -259,8 +261,19 @@ def _latency(out: str, quantile: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def median_runs(
+    wrk: str, targets: list[Target], scripts: dict[str, Path], level: int, seconds: int, rounds: int
+) -> dict[str, Run]:
+    runs: dict[str, list[Run]] = {t.name: [] for t in targets}
+    for _ in range(rounds):
+        for t in targets:
+            runs[t.name].append(wrk_run(wrk, t, scripts[t.name], level, seconds))
+    return {name: sorted(rs, key=lambda r: r.rate)[len(rs) // 2] for name, rs in runs.items()}
+
+
 def main() -> None:
-    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     wrk = ensure_wrk()
     xtok = start_xtok()
     targets = [xtok, start_moto(), start_noop(xtok)]
@@ -272,7 +285,7 @@ def main() -> None:
             print(f"{'connections':>11}  {'endpoint':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
             xtok_rates, ratios = [], []
             for level in LEVELS:
-                runs = {t.name: wrk_run(wrk, t, scripts[t.name], level, seconds) for t in targets}
+                runs = median_runs(wrk, targets, scripts, level, seconds, rounds)
                 for name, run in runs.items():
                     print(
                         f"{level:>11}  {name:<12} {run.rate:>8.0f} {run.p50_ms:>8.2f} "

@@ -17,7 +17,8 @@ import hmac
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import lru_cache
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -31,7 +32,7 @@ _AUTH = re.compile(
     r"(?P<region>[a-z0-9-]{1,64})/(?P<service>[a-z0-9-]{1,64})/aws4_request,\s*SignedHeaders=(?P<headers>[a-z0-9;\-]+),\s*"
     r"Signature=(?P<signature>[0-9a-f]{64})$"
 )
-_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+_DATE = re.compile(r"\d{8}T\d{6}Z", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,9 @@ def verify(
     """Raise a Fault unless the request is signed with `secret_key` at an acceptable time."""
     stamp = headers.get("x-amz-date", "")
     try:
-        when = datetime.strptime(stamp, _DATE_FORMAT).replace(tzinfo=UTC)
+        if not _DATE.fullmatch(stamp):
+            raise ValueError
+        when = datetime.fromisoformat(stamp)  # 3.11 reads the basic form; 10x strptime's speed
     except ValueError:
         raise Fault.incomplete("X-Amz-Date header is missing or malformed") from None
     if "x-amz-date" not in auth.signed_headers or stamp[:8] != auth.date:
@@ -116,7 +119,7 @@ def verify(
         data=body,
     )
     request.context["timestamp"] = stamp
-    signer = SigV4Auth(Credentials(auth.access_key, secret_key), auth.service, auth.region)
+    signer = _Verifier(auth, secret_key, body_hash)
     if "x-amz-content-sha256" in auth.signed_headers:
         # Signed as a header: it is part of the canonical headers and names the payload hash.
         request.headers["X-Amz-Content-SHA256"] = body_hash
@@ -124,3 +127,30 @@ def verify(
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
     if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
         raise Fault.bad_signature()
+
+
+class _Verifier(SigV4Auth):
+    """botocore's signer (its canonical request and string to sign) without two costs that
+    only matter when verifying many requests: it takes the payload hash computed above rather
+    than re-serialising the request to hash it again, and it reuses the derived signing key of
+    a secret key, day, region and service (four HMACs) instead of deriving it per request."""
+
+    def __init__(self, auth: Authorization, secret_key: str, body_hash: str) -> None:
+        super().__init__(Credentials(auth.access_key, secret_key), auth.service, auth.region)
+        self.key = _signing_key(secret_key, auth.date, auth.region, auth.service)
+        self.body_hash = body_hash
+
+    def payload(self, request: AWSRequest) -> str:
+        return self.body_hash
+
+    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
+        return hmac.new(self.key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+@lru_cache(maxsize=1024)
+def _signing_key(secret_key: str, day: str, region: str, service: str) -> bytes:
+    """SigV4's derived key, as botocore's `SigV4Auth.signature` derives it."""
+    key = f"AWS4{secret_key}".encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
