@@ -20,6 +20,7 @@ from xtok.server.auth import Caller, identify
 from xtok.server.crypto import Sealer, new_key
 from xtok.server.db import Database
 from xtok.server.faults import Fault
+from xtok.server.keyholders import KeyHolders
 from xtok.server.ops import Ctx, Handler, Settings
 
 MAX_BODY = 1 << 20
@@ -68,6 +69,7 @@ class Endpoint:
             min_duration,
         )
         self.clock = clock
+        self.holders = KeyHolders(self.db, self.sealer, self.settings.account)
 
     def _data_key(self, master_key: bytes) -> bytes:
         """The database's data key, wrapped by the master key (created on first start)."""
@@ -120,8 +122,8 @@ class Endpoint:
             if name in wire.operation_names(service):
                 action = name
             sigv4.require_scope(auth, service, self._regions(service), headers)
-            caller, _ = identify(
-                self.db, self.sealer, self.settings.account, method, url, headers, body, now
+            caller = identify(
+                self.holders.get(auth.access_key), auth, method, url, headers, body, now
             )
             op_model = wire.operation(service, action)
             handler = HANDLERS[service].get(action)
@@ -168,6 +170,9 @@ class Endpoint:
                 f"{type(exc).__name__} at {Path(frame.filename).name}:{frame.lineno}",
                 file=sys.stderr,
             )
+        finally:
+            if ctx is not None and service != "secretsmanager" and _changes(action):
+                self.holders.invalidate()  # users, keys, roles or sessions may have changed
         return self._fail(failure, protocol, service, action, caller, ctx, now, request_id)
 
     def _fail(

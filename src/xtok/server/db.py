@@ -147,6 +147,11 @@ class Database:
     def all(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         return list(self._conn().execute(sql, args).fetchall())
 
+    def data_version(self) -> int:
+        """Changes whenever another connection (e.g. another process) commits to the database."""
+        row = self._conn().execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
     def meta(self, key: str) -> str | None:
         row = self.one("SELECT value FROM meta WHERE key = ?", key)
         return None if row is None else str(row["value"])
