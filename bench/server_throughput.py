@@ -232,9 +232,16 @@ class Run:
     rate: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float  # the server's CPU time per request (its threads, user + system)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk_run(wrk: str, target: Target, script: Path, connections: int, seconds: int) -> Run:
+    cpu_before = cpu_seconds(target.proc.pid)
     out = subprocess.run(
         [
             wrk,
@@ -252,8 +259,10 @@ def wrk_run(wrk: str, target: Target, script: Path, connections: int, seconds: i
     ).stdout
     if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"{target.name}: failed requests under load:\n{out}")
+    cpu = cpu_seconds(target.proc.pid) - cpu_before
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return Run(rate, _latency(out, "50%"), _latency(out, "99%"))
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Run(rate, _latency(out, "50%"), _latency(out, "99%"), cpu / count * 1e6)
 
 
 def _latency(out: str, quantile: str) -> float:
@@ -282,14 +291,17 @@ def main() -> None:
             scripts = {t.name: lua_script(t, Path(tmp)) for t in targets}
             for t in targets:  # warm up connections and caches alike
                 wrk_run(wrk, t, scripts[t.name], 4, 1)
-            print(f"{'connections':>11}  {'endpoint':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+            print(
+                f"{'connections':>11}  {'endpoint':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+                f"{'CPU us/req':>10}"
+            )
             xtok_rates, ratios = [], []
             for level in LEVELS:
                 runs = median_runs(wrk, targets, scripts, level, seconds, rounds)
                 for name, run in runs.items():
                     print(
                         f"{level:>11}  {name:<12} {run.rate:>8.0f} {run.p50_ms:>8.2f} "
-                        f"{run.p99_ms:>8.2f}"
+                        f"{run.p99_ms:>8.2f} {run.cpu_us:>10.0f}"
                     )
                 ours = runs["xtok server"].rate
                 xtok_rates.append(ours)
