@@ -109,18 +109,20 @@ class Endpoint:
         try:
             if body is None:
                 raise Fault("RequestEntityTooLarge", "Request body exceeds 1 MiB", 413)
-            auth = sigv4.parse(headers)
             if target is None:
                 form = _form(url, body)
-                service = auth.service if auth.service in QUERY_SERVICES else service
                 name = form.get("Action", "")
             else:
                 form = {}
                 prefix, _, name = target.partition(".")
                 if prefix != "secretsmanager":
                     raise Fault("UnknownOperationException", "Unknown operation", 400)
-            if name in wire.operation_names(service):
-                action = name
+            action = _known(service, name)
+            auth = sigv4.parse(headers)
+            if target is None and auth.service in QUERY_SERVICES:
+                # One endpoint serves both query services: the credential scope tells which.
+                service = auth.service
+                action = _known(service, name)
             sigv4.require_scope(auth, service, self._regions(service), headers)
             caller = identify(
                 self.holders.get(auth.access_key), auth, method, url, headers, body, now
@@ -218,6 +220,11 @@ class Endpoint:
                 error=error,
             )
         )
+
+
+def _known(service: str, name: str) -> str:
+    """`name` if it is an operation of `service`, else UNKNOWN_ACTION (for the audit log)."""
+    return name if name in wire.operation_names(service) else UNKNOWN_ACTION
 
 
 def _changes(action: str) -> bool:
