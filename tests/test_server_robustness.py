@@ -54,9 +54,10 @@ def test_hostile_requests_get_aws_shaped_4xx_never_a_500(server: tuple[Server, P
     in_a_field = b'{"Filters": ' + b"[" * 400_000 + b"]" * 400_000 + b"}"
     headers = sign(peer, in_a_field, target, service="secretsmanager")
     assert aws_error(*send(peer, in_a_field, headers)) == "SerializationException"
-    huge_number = b'{"MaxResults": ' + b"9" * 100_000 + b"}"
-    headers = sign(peer, huge_number, target, service="secretsmanager")
-    assert aws_error(*send(peer, huge_number, headers)) == "SerializationException"
+    for number in (b"9" * 100_000, b"Infinity", b"-Infinity", b"NaN"):
+        body = b'{"MaxResults": ' + number + b"}"
+        headers = sign(peer, body, target, service="secretsmanager")
+        assert aws_error(*send(peer, body, headers)) == "SerializationException"
     query = b"Action=GetCallerIdentity&Version=2011-06-15"
     for scope in ("no-such-service", "ec2"):
         assert aws_error(*send(peer, query, sign(peer, query, FORM, service=scope)))

@@ -152,7 +152,7 @@ class Endpoint:
             return 200, {"content-type": ctype, "x-amzn-requestid": request_id}, payload
         except Fault as fault:
             failure = fault
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
             # A parameter of the wrong shape reached a handler (JSON carries any type).
             failure = Fault(
                 "ValidationError",

@@ -132,9 +132,13 @@ def _scalar(shape: Shape, raw: str, key: str) -> Any:
 # --- JSON protocol: body in ------------------------------------------------------------------
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json would read NaN and Infinity
+
+
 def parse_json(op: OperationModel, body: bytes) -> Params:
     try:
-        data = json.loads(body or b"{}")
+        data = json.loads(body or b"{}", parse_constant=_not_json)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack
         raise Fault("SerializationException", "Malformed JSON request body", 400) from None
     if not isinstance(data, dict):
