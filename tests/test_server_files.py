@@ -88,7 +88,7 @@ def test_database_files_are_private_whatever_the_umask(home: Path) -> None:
         )
         sm.create_secret(Name="files/s", SecretString="v")
         files = sorted(p.name for p in data.iterdir())
-        assert files == ["xtok.db", "xtok.db-shm", "xtok.db-wal"]
+        assert files == ["xtok.db", "xtok.db-shm", "xtok.db-wal", "xtok.db.lock"]
         for name in files:
             assert mode(data / name) == "0o600", name
             assert (data / name).stat().st_uid == NOBODY

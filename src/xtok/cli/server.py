@@ -117,6 +117,16 @@ def _exports(url: str, key: Any, region: str) -> str:
     show_envvar=True,
     help="Close a connection that takes longer to send a request's headers, or then its body.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    metavar="N",
+    envvar="XTOK_SERVER_WORKERS",
+    show_envvar=True,
+    help="Serve from N processes sharing the address and the data (one per CPU core scales).",
+)
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -128,6 +138,7 @@ def server(
     dev: bool,
     min_duration: int | None,
     read_timeout: float,
+    workers: int,
 ) -> None:
     """Run the local AWS-compatible endpoint (STS, Secrets Manager, IAM).
 
@@ -152,14 +163,28 @@ def server(
         )
     if dev:
         _serve_dev(
-            host, port, tls_cert, tls_key, min_duration or 900, data, master_key_file, read_timeout
+            host,
+            port,
+            tls_cert,
+            tls_key,
+            min_duration or 900,
+            data,
+            master_key_file,
+            dict(read_timeout=read_timeout, workers=workers),
         )
         return
     endpoint = _open_endpoint(data, master_key_file)
     sock = bind(host, port)
     scheme = "https" if tls_cert else "http"
     note(f"serving {endpoint.db.path.parent} on {scheme}://{host}:{sock.getsockname()[1]}")
-    serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, read_timeout=read_timeout)
+    serve(
+        endpoint,
+        sock,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        read_timeout=read_timeout,
+        workers=workers,
+    )
 
 
 def _serve_dev(
@@ -170,7 +195,7 @@ def _serve_dev(
     min_duration: int,
     data: Path | None,
     key_file: Path | None,
-    read_timeout: float,
+    serving: dict[str, Any],
 ) -> None:
     """A fresh endpoint with an admin: throw-away data and an in-memory key unless --data and
     --master-key-file name where to keep them (e.g. for `xtok audit` afterwards)."""
@@ -193,7 +218,7 @@ def _serve_dev(
         click.echo(_exports(url, key, endpoint.settings.region), nl=True)
         sys.stdout.flush()
         note(f"dev endpoint on {url} (throw-away data; sessions from {min_duration} s)")
-        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, read_timeout=read_timeout)
+        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, **serving)
     finally:
         if data is None:
             shutil.rmtree(directory, ignore_errors=True)

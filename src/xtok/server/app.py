@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -70,6 +71,14 @@ class Endpoint:
         )
         self.clock = clock
         self.holders = KeyHolders(self.db, self.sealer, self.settings.account)
+        self._reopen = partial(
+            Endpoint, data_dir, master_key, min_duration=min_duration, clock=clock
+        )
+
+    def reopen(self) -> Endpoint:
+        """Another Endpoint over the same data, with connections of its own (for a worker
+        process: SQLite connections must not cross a fork)."""
+        return self._reopen()
 
     def _data_key(self, master_key: bytes) -> bytes:
         """The database's data key, wrapped by the master key (created on first start)."""
@@ -140,7 +149,9 @@ class Endpoint:
             # A change and its audit row commit together (a Fault keeps what was written before
             # it, e.g. a used MFA code). Reads stay outside the write lock.
             scope = self.db.write(keep_on=(Fault,)) if _changes(action) else nullcontext()
-            with scope:
+            with scope as conn:
+                if conn is not None and service != "secretsmanager":
+                    KeyHolders.invalidate(conn)  # users, keys, roles or sessions may change
                 result = handler(ctx, params)
                 payload = (
                     wire.render_json(op_model, result)
@@ -172,9 +183,6 @@ class Endpoint:
                 f"{type(exc).__name__} at {Path(frame.filename).name}:{frame.lineno}",
                 file=sys.stderr,
             )
-        finally:
-            if ctx is not None and service != "secretsmanager" and _changes(action):
-                self.holders.invalidate()  # users, keys, roles or sessions may have changed
         return self._fail(failure, protocol, service, action, caller, ctx, now, request_id)
 
     def _fail(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xtok.errors import UsageError
+from xtok.errors import Error, UsageError
 from xtok.server.app import Endpoint
 from xtok.server.ops import random_id, random_text
 
@@ -93,27 +96,81 @@ def serve(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     read_timeout: float,
+    workers: int = 1,
 ) -> None:
+    """Serve `endpoint` on `sock` until SIGTERM or SIGINT, in this process or, with
+    `workers` > 1, in that many forked processes sharing the socket and the database."""
     import uvicorn
 
     from xtok.server.app import asgi_app
     from xtok.server.transport import with_read_timeout
 
-    config = uvicorn.Config(
-        asgi_app(endpoint),
-        http=with_read_timeout(read_timeout),
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=5,
-        server_header=False,
-        date_header=True,
-    )
+    def run(served: Endpoint) -> None:
+        config = uvicorn.Config(
+            asgi_app(served),
+            http=with_read_timeout(read_timeout),
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=str(tls_cert) if tls_cert else None,
+            ssl_keyfile=str(tls_key) if tls_key else None,
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=5,
+            server_header=False,
+            date_header=True,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+
+    sys.stdout.flush()
     sys.stderr.flush()
-    uvicorn.Server(config).run(sockets=[sock])
+    if workers == 1:
+        run(endpoint)
+    else:
+        _supervise([_fork(lambda: run(endpoint.reopen())) for _ in range(workers)])
+
+
+def _fork(work: Callable[[], None]) -> int:
+    pid = os.fork()
+    if pid == 0:  # the worker: never return into the caller's code (and its clean-ups)
+        code = 0
+        try:
+            work()
+        except BaseException as exc:
+            reason = exc.diagnostics() if isinstance(exc, Error) else type(exc).__name__
+            print(f"xtok server: worker {os.getpid()} failed: {reason}", file=sys.stderr)
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return pid
+
+
+def _supervise(workers: list[int]) -> None:
+    """Wait for the workers; SIGTERM or SIGINT here, or any worker ending, stops them all
+    (a half-served endpoint would fail some requests and not others)."""
+    running = set(workers)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        if not stopping:  # once: a second signal makes uvicorn skip its graceful shutdown
+            stopping = True
+            for pid in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = False
+    while running:
+        pid, status = os.wait()
+        running.discard(pid)
+        # uvicorn ends a worker it stopped by raising the signal again: that is no failure.
+        failed |= os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT)
+        stop()
+    if failed:
+        raise Error("a server worker stopped unexpectedly", tip="see the messages above")
 
 
 def clean_environment() -> dict[str, str]:

@@ -7,6 +7,7 @@ is kept 0700 and the database files 0600.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import stat
@@ -76,7 +77,7 @@ def _make_private(path: Path) -> None:
             os.fchmod(fd, 0o600)
         finally:
             os.close(fd)
-        for suffix in ("-wal", "-shm"):
+        for suffix in ("-wal", "-shm", ".lock"):
             companion = path.with_name(path.name + suffix)
             if companion.exists():
                 companion.chmod(0o600)
@@ -93,8 +94,12 @@ class Database:
         self.path = path
         self._local = threading.local()
         # Writers queue here rather than in SQLite's busy handler, whose sleep-and-retry
-        # backoff makes tail latency under concurrency far worse than a lock hand-over.
+        # backoff makes tail latency under concurrency far worse than a lock hand-over: the
+        # thread lock for this process's threads, an flock for other processes (workers).
         self._write_lock = threading.Lock()
+        self._lock_fd = os.open(
+            path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
+        )
         self._conn().executescript(SCHEMA)  # runs in its own transaction
 
     def _conn(self) -> sqlite3.Connection:
@@ -124,7 +129,7 @@ class Database:
         if getattr(self._local, "in_write", False):
             yield conn
             return
-        with self._write_lock:
+        with self._write_lock, self._process_lock():
             conn.execute("BEGIN IMMEDIATE")
             self._local.in_write = True
             try:
@@ -140,17 +145,20 @@ class Database:
             finally:
                 self._local.in_write = False
 
+    @contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
     def one(self, sql: str, *args: Any) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._conn().execute(sql, args).fetchone()
         return row
 
     def all(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         return list(self._conn().execute(sql, args).fetchall())
-
-    def data_version(self) -> int:
-        """Changes whenever another connection (e.g. another process) commits to the database."""
-        row = self._conn().execute("PRAGMA data_version").fetchone()
-        return int(row[0])
 
     def meta(self, key: str) -> str | None:
         row = self.one("SELECT value FROM meta WHERE key = ?", key)
