@@ -39,6 +39,7 @@ from botocore.credentials import Credentials
 from xtok.server.bootstrap import clean_environment, spawn_dev
 
 LEVELS = (1, 8, 32)
+WORKERS = os.cpu_count() or 2  # the second xtok figure: `xtok server --workers` one per core
 GOAL = 4.0  # xtok / moto at every level (issue 12)
 
 
@@ -147,13 +148,14 @@ def prepare(name: str, proc: subprocess.Popen[str], url: str, admin: dict[str, s
     return Target(name, url, proc, signed_get(url, creds, body), body)
 
 
-def start_xtok() -> Target:
-    proc, exports = spawn_dev()
+def start_xtok(workers: int) -> Target:
+    proc, exports = spawn_dev("--workers", str(workers))
     admin = {
         "AccessKeyId": exports["AWS_ACCESS_KEY_ID"],
         "SecretAccessKey": exports["AWS_SECRET_ACCESS_KEY"],
     }
-    return prepare("xtok server", proc, exports["AWS_ENDPOINT_URL"], admin)
+    name = "xtok server" if workers == 1 else f"xtok -w{workers}"
+    return prepare(name, proc, exports["AWS_ENDPOINT_URL"], admin)
 
 
 def start_moto() -> Target:
@@ -236,8 +238,11 @@ class Run:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its running children (the workers)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(kid)) for kid in kids)
 
 
 def wrk_run(wrk: str, target: Target, script: Path, connections: int, seconds: int) -> Run:
@@ -284,8 +289,8 @@ def main() -> None:
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     wrk = ensure_wrk()
-    xtok = start_xtok()
-    targets = [xtok, start_moto(), start_noop(xtok)]
+    xtok = start_xtok(1)
+    targets = [xtok, start_xtok(WORKERS), start_moto(), start_noop(xtok)]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             scripts = {t.name: lua_script(t, Path(tmp)) for t in targets}
@@ -295,7 +300,9 @@ def main() -> None:
                 f"{'connections':>11}  {'endpoint':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
                 f"{'CPU us/req':>10}"
             )
-            xtok_rates, ratios = [], []
+            ours = [t.name for t in targets if t.name.startswith("xtok")]
+            rates: dict[str, list[float]] = {name: [] for name in ours}
+            ratios: dict[str, list[float]] = {name: [] for name in ours}
             for level in LEVELS:
                 runs = median_runs(wrk, targets, scripts, level, seconds, rounds)
                 for name, run in runs.items():
@@ -303,18 +310,20 @@ def main() -> None:
                         f"{level:>11}  {name:<12} {run.rate:>8.0f} {run.p50_ms:>8.2f} "
                         f"{run.p99_ms:>8.2f} {run.cpu_us:>10.0f}"
                     )
-                ours = runs["xtok server"].rate
-                xtok_rates.append(ours)
-                ratios.append(ours / runs["moto"].rate)
-                print(
-                    f"{'':>11}  xtok/moto {ratios[-1]:.2f}x   "
-                    f"xtok/no-op {ours / runs['no-op app'].rate:.2f}x"
-                )
-        print(
-            f"\nminimum xtok/moto over {LEVELS} connections: {min(ratios):.2f}x (goal >= {GOAL}x)"
-        )
-        trend = " -> ".join(f"{r:.0f}" for r in xtok_rates)
-        print(f"xtok req/s as connections rise: {trend}")
+                for name in ours:
+                    rates[name].append(runs[name].rate)
+                    ratios[name].append(runs[name].rate / runs["moto"].rate)
+                    print(
+                        f"{'':>11}  {name}: {ratios[name][-1]:.2f}x moto, "
+                        f"{runs[name].rate / runs['no-op app'].rate:.2f}x the no-op app"
+                    )
+        print()
+        for name in ours:
+            trend = " -> ".join(f"{r:.0f}" for r in rates[name])
+            print(
+                f"{name}: minimum {min(ratios[name]):.2f}x moto over {LEVELS} connections "
+                f"(goal >= {GOAL}x); req/s as connections rise: {trend}"
+            )
     finally:
         for t in targets:
             t.proc.terminate()
