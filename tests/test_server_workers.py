@@ -5,6 +5,8 @@ chain."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +19,7 @@ from test_server_sigv4 import FORM, send, sign
 from xtok.server.bootstrap import spawn_dev
 from xtok.server.crypto import encode_key, new_key, write_private
 
+DEV = [sys.executable, "-m", "xtok", "server", "--dev", "--listen", "127.0.0.1:0"]
 CALLER = b"Action=GetCallerIdentity&Version=2011-06-15"
 
 
@@ -92,3 +95,35 @@ def test_writes_from_all_workers_keep_one_intact_audit_chain(
     assert res.code == 0, res.err
     rows = run_xtok([*args, "--json"], base_env()).out
     assert rows.count('"secretsmanager:PutSecretValue"') == 80
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_stops_every_worker_and_leaves_no_throwaway_data(
+    tmp_path: Path, workers: str
+) -> None:
+    """Once it has served a request, and right after it printed its address."""
+    for serve_first in (True, False):
+        proc = subprocess.Popen(
+            [*DEV, "--workers", workers],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**base_env(), "TMPDIR": str(tmp_path)},
+        )
+        assert proc.stdout is not None
+        exports = dict(word.split("=", 1) for word in proc.stdout.readline().split()[1:])
+        if serve_first:
+            admin = Peer(
+                "xtok-server",
+                exports["AWS_ENDPOINT_URL"],
+                exports["AWS_ACCESS_KEY_ID"],
+                exports["AWS_SECRET_ACCESS_KEY"],
+            )
+            assert admin.client("sts").get_caller_identity()["Arn"].endswith(":user/admin")
+            pids = children(proc.pid) if workers == "2" else []
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "Traceback" not in err, err
+        assert list(tmp_path.iterdir()) == []
+        for pid in pids if serve_first else []:
+            assert not Path(f"/proc/{pid}").exists(), "a worker outlived the server"

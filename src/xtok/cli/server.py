@@ -147,7 +147,7 @@ def server(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve
+    from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve, until_sigterm
 
     if (tls_cert is None) != (tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
@@ -177,14 +177,15 @@ def server(
     sock = bind(host, port)
     scheme = "https" if tls_cert else "http"
     note(f"serving {endpoint.db.path.parent} on {scheme}://{host}:{sock.getsockname()[1]}")
-    serve(
-        endpoint,
-        sock,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        read_timeout=read_timeout,
-        workers=workers,
-    )
+    with until_sigterm():
+        serve(
+            endpoint,
+            sock,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            read_timeout=read_timeout,
+            workers=workers,
+        )
 
 
 def _serve_dev(
@@ -203,25 +204,26 @@ def _serve_dev(
     import tempfile
 
     from xtok.server.app import Endpoint
-    from xtok.server.bootstrap import bind, create_admin, serve
+    from xtok.server.bootstrap import bind, create_admin, serve, until_sigterm
     from xtok.server.crypto import new_key
 
-    directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        master = _master_key(key_file) if key_file else new_key()
-        endpoint = Endpoint(directory, master, min_duration=min_duration)
-        key = create_admin(endpoint)
-        sock = bind(host, port)
-        scheme = "https" if tls_cert else "http"
-        url = f"{scheme}://{host}:{sock.getsockname()[1]}"
-        click.echo(_exports(url, key, endpoint.settings.region), nl=True)
-        sys.stdout.flush()
-        note(f"dev endpoint on {url} (throw-away data; sessions from {min_duration} s)")
-        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, **serving)
-    finally:
-        if data is None:
-            shutil.rmtree(directory, ignore_errors=True)
+    with until_sigterm():
+        directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            master = _master_key(key_file) if key_file else new_key()
+            endpoint = Endpoint(directory, master, min_duration=min_duration)
+            key = create_admin(endpoint)
+            sock = bind(host, port)
+            scheme = "https" if tls_cert else "http"
+            url = f"{scheme}://{host}:{sock.getsockname()[1]}"
+            click.echo(_exports(url, key, endpoint.settings.region), nl=True)
+            sys.stdout.flush()
+            note(f"dev endpoint on {url} (throw-away data; sessions from {min_duration} s)")
+            serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, **serving)
+        finally:
+            if data is None:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 @server.command("init")

@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +126,33 @@ def serve(
     if workers == 1:
         run(endpoint)
     else:
+        # A stop signal waits until every worker exists and the supervisor can pass it on.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         _supervise([_fork(lambda: run(endpoint.reopen())) for _ in range(workers)])
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived."""
+
+
+def _raise_stopped(*_: object) -> None:
+    raise _Stopped
+
+
+@contextlib.contextmanager
+def until_sigterm() -> Iterator[None]:
+    """Within, SIGTERM ends the block, running its clean-ups (e.g. removing --dev's throw-away
+    data), rather than the process. uvicorn handles SIGTERM itself while it serves, then
+    raises it again once it has shut down: that lands here too."""
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        with contextlib.suppress(_Stopped):
+            yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fork(work: Callable[[], None]) -> int:
@@ -134,7 +160,10 @@ def _fork(work: Callable[[], None]) -> int:
     if pid == 0:  # the worker: never return into the caller's code (and its clean-ups)
         code = 0
         try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             work()
+        except _Stopped:
+            pass
         except BaseException as exc:
             reason = exc.diagnostics() if isinstance(exc, Error) else type(exc).__name__
             print(f"xtok server: worker {os.getpid()} failed: {reason}", file=sys.stderr)
@@ -162,12 +191,12 @@ def _supervise(workers: list[int]) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     failed = False
     while running:
         pid, status = os.wait()
         running.discard(pid)
-        # uvicorn ends a worker it stopped by raising the signal again: that is no failure.
-        failed |= os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT)
+        failed |= os.waitstatus_to_exitcode(status) != 0
         stop()
     if failed:
         raise Error("a server worker stopped unexpectedly", tip="see the messages above")
