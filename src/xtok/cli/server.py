@@ -147,7 +147,8 @@ def server(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve, until_sigterm
+    from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve
+    from xtok.server.workers import until_sigterm
 
     if (tls_cert is None) != (tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
@@ -204,8 +205,9 @@ def _serve_dev(
     import tempfile
 
     from xtok.server.app import Endpoint
-    from xtok.server.bootstrap import bind, create_admin, serve, until_sigterm
+    from xtok.server.bootstrap import bind, create_admin, serve
     from xtok.server.crypto import new_key
+    from xtok.server.workers import until_sigterm
 
     with until_sigterm():
         directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
