@@ -17,6 +17,7 @@ from xtok.cli.app import (
     print_json,
     warn,
 )
+from xtok.display import shown
 from xtok.errors import Error, ExitCode, UsageError
 
 DEFAULT_LISTEN = "127.0.0.1:4566"
@@ -106,6 +107,26 @@ def _exports(url: str, key: Any, region: str) -> str:
     metavar="SECONDS",
     help="Allow sessions shorter than 900 s (only with --dev: for demos and tests).",
 )
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=20,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="XTOK_SERVER_READ_TIMEOUT",
+    show_envvar=True,
+    help="Close a connection that takes longer to send a request's headers, or then its body.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    metavar="N",
+    envvar="XTOK_SERVER_WORKERS",
+    show_envvar=True,
+    help="Serve from N processes sharing the address and the data (one per CPU core scales).",
+)
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -116,6 +137,8 @@ def server(
     tls_key: Path | None,
     dev: bool,
     min_duration: int | None,
+    read_timeout: float,
+    workers: int,
 ) -> None:
     """Run the local AWS-compatible endpoint (STS, Secrets Manager, IAM).
 
@@ -125,6 +148,7 @@ def server(
     if ctx.invoked_subcommand is not None:
         return
     from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve
+    from xtok.server.workers import until_sigterm
 
     if (tls_cert is None) != (tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
@@ -139,13 +163,30 @@ def server(
             "clear text; use --tls-cert/--tls-key or a loopback address"
         )
     if dev:
-        _serve_dev(host, port, tls_cert, tls_key, min_duration or 900, data, master_key_file)
+        _serve_dev(
+            host,
+            port,
+            tls_cert,
+            tls_key,
+            min_duration or 900,
+            data,
+            master_key_file,
+            dict(read_timeout=read_timeout, workers=workers),
+        )
         return
     endpoint = _open_endpoint(data, master_key_file)
     sock = bind(host, port)
     scheme = "https" if tls_cert else "http"
     note(f"serving {endpoint.db.path.parent} on {scheme}://{host}:{sock.getsockname()[1]}")
-    serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key)
+    with until_sigterm():
+        serve(
+            endpoint,
+            sock,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            read_timeout=read_timeout,
+            workers=workers,
+        )
 
 
 def _serve_dev(
@@ -156,6 +197,7 @@ def _serve_dev(
     min_duration: int,
     data: Path | None,
     key_file: Path | None,
+    serving: dict[str, Any],
 ) -> None:
     """A fresh endpoint with an admin: throw-away data and an in-memory key unless --data and
     --master-key-file name where to keep them (e.g. for `xtok audit` afterwards)."""
@@ -165,29 +207,36 @@ def _serve_dev(
     from xtok.server.app import Endpoint
     from xtok.server.bootstrap import bind, create_admin, serve
     from xtok.server.crypto import new_key
+    from xtok.server.workers import until_sigterm
 
-    directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        master = _master_key(key_file) if key_file else new_key()
-        endpoint = Endpoint(directory, master, min_duration=min_duration)
-        key = create_admin(endpoint)
-        sock = bind(host, port)
-        scheme = "https" if tls_cert else "http"
-        url = f"{scheme}://{host}:{sock.getsockname()[1]}"
-        click.echo(_exports(url, key, endpoint.settings.region), nl=True)
-        sys.stdout.flush()
-        note(f"dev endpoint on {url} (throw-away data; sessions from {min_duration} s)")
-        from xtok.relay.app import create, dev_config
+    with until_sigterm():
+        directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            master = _master_key(key_file) if key_file else new_key()
+            endpoint = Endpoint(directory, master, min_duration=min_duration)
+            key = create_admin(endpoint)
+            sock = bind(host, port)
+            scheme = "https" if tls_cert else "http"
+            url = f"{scheme}://{host}:{sock.getsockname()[1]}"
+            click.echo(_exports(url, key, endpoint.settings.region), nl=True)
+            sys.stdout.flush()
+            note(f"dev endpoint on {url} (throw-away data; sessions from {min_duration} s)")
+            from xtok.relay.app import create, dev_config
 
-        relay = create(
-            dev_config(url, endpoint.settings.account, os.environ), directory / "relay.db"
-        )
-        note(f"dev relay on {url}/relay")
-        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, relay=relay)
-    finally:
-        if data is None:
-            shutil.rmtree(directory, ignore_errors=True)
+            relay_config = dev_config(url, endpoint.settings.account, os.environ)
+            note(f"dev relay on {url}/relay")
+            serve(
+                endpoint,
+                sock,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                relay=lambda: create(relay_config, directory / "relay.db"),
+                **serving,
+            )
+        finally:
+            if data is None:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 @server.command("init")
@@ -259,13 +308,15 @@ def audit_cmd(data: Path | None, master_key_file: Path | None, verify: bool, as_
         print_json(rows)
         return 0
     for row in rows:
-        who = row["principal"] or "-"
-        if row["source_identity"]:
-            who += f" (by {row['source_identity']})"
-        outcome = row["decision"] + (f" {row['error']}" if row["error"] else "")
+        # Every field may hold what a caller sent: escaped, a row stays one line of its own.
+        field = {k: shown(v) if v is not None else "" for k, v in row.items()}
+        who = field["principal"] or "-"
+        if field["source_identity"]:
+            who += f" (by {field['source_identity']})"
+        outcome = field["decision"] + (f" {field['error']}" if field["error"] else "")
         click.echo(
-            f"{row['seq']:>6} {row['time']} {outcome:<24} {row['action']:<34} "
-            f"{row['resource'] or '-'} {who}"
+            f"{row['seq']:>6} {field['time']} {outcome:<24} {field['action']:<34} "
+            f"{field['resource'] or '-'} {who}"
         )
     return 0
 
