@@ -3,6 +3,7 @@ an endpoint is involved, the real `xtok server` on loopback (or a closed loopbac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -42,7 +44,15 @@ def _dev(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, 
     assert proc.stdout is not None and proc.stderr is not None
     line = proc.stdout.readline()
     assert line.startswith("export ") and "dev endpoint on" in proc.stderr.readline()
-    return proc, dict(word.split("=", 1) for word in line.split()[1:])
+    exports = dict(word.split("=", 1) for word in line.split()[1:])
+    # Serving once it answers (a signal in the middle of start-up is another matter).
+    url = exports["AWS_ENDPOINT_URL"]
+    for _ in range(300):
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(url, timeout=1).close()  # noqa: S310 - loopback
+            break
+        time.sleep(0.05)
+    return proc, exports
 
 
 def test_dev_server_removes_its_throw_away_data_on_sigterm_as_on_ctrl_c(tmp_path: Path) -> None:

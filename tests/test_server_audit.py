@@ -40,9 +40,9 @@ def test_what_a_caller_wrote_cannot_forge_rows(
     assert any(FORGED in (r["resource"] or "") for r in rows)  # recorded as sent
     code, out, _ = audit(data, key_file)
     assert code == 0
-    lines = out.splitlines()
-    assert len(lines) == len(rows)
-    assert all(re.match(r"^ *\d+ \d{4}-\d\d-\d\dT", line) for line in lines), out
+    header, *lines = out.splitlines()
+    assert header.startswith("#") and len(lines) == len(rows)  # one line per row
+    assert all(re.match(r"^\d+ +\d{4}-\d\d-\d\d \d\d:", line) for line in lines), out
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2028\u2029]", out)
     assert "x\\x0a     9 2026" in out and "\\u202eevil\\u2028\\x00" in out
 
