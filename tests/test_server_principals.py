@@ -295,3 +295,31 @@ def test_a_trust_policy_keeps_its_principals_by_unique_id(peer: Peer, unique: st
         )
     )
     assert err.response["Error"]["Code"] == "MalformedPolicyDocument"
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        [{"Key": "team", "Value": "ops\x1b[2J"}],  # a control character
+        [{"Key": "aws:team", "Value": "ops"}],  # the reserved prefix
+        [{"Key": "team", "Value": "o" * 257}],  # longer than 256
+        [{"Key": "team", "Value": "ops"}, {"Key": "TEAM", "Value": "admins"}],  # same key
+    ],
+)
+def test_session_tags_are_checked_like_aws(
+    peer: Peer, unique: str, tags: list[dict[str, str]]
+) -> None:
+    """Session tags become aws:PrincipalTag/*: STS refuses what breaks its tag rules (and
+    keys that differ only in case) instead of storing them on the session."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"AWS": admin_arn(peer)},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+    }
+    arn = str(
+        peer.client("iam").create_role(
+            RoleName=f"tagged-{unique}", AssumeRolePolicyDocument=doc(statement)
+        )["Role"]["Arn"]
+    )
+    assert code(lambda: assume(peer, None, arn, Tags=tags)) == "ValidationError"
+    assume(peer, None, arn, Tags=[{"Key": "team", "Value": "ops"}])  # a valid tag is fine

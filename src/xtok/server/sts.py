@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from xtok.server import tags as tags_of
 from xtok.server.auth import Caller, identity_policies, token_digest
 from xtok.server.conditions import ContextValue
 from xtok.server.evaluation import Decision, Request, decide, trust_allows
@@ -59,9 +60,7 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     if caller.source_identity and source not in (None, caller.source_identity):
         raise Fault.invalid("SourceIdentity cannot change when chaining roles")
     source = source or caller.source_identity
-    tags = {t["Key"]: t["Value"] for t in p.get("Tags", [])}
-    if len(tags) > 50:
-        raise Fault.invalid("A session can carry at most 50 tags")
+    tags = _session_tags(p.get("Tags", []))
     external_id = p.get("ExternalId")
     if external_id is not None and not _EXTERNAL_ID.match(str(external_id)):
         raise Fault.invalid("ExternalId must be 2-1224 characters of [\\w+=,.@:/-]")
@@ -118,6 +117,23 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     if source:
         result["SourceIdentity"] = source
     return result
+
+
+def _session_tags(raw: Any) -> dict[str, str]:
+    """Session tags, checked like IAM tags (they become `aws:PrincipalTag/*`); their keys are
+    case-insensitive, so two that differ only in case are refused, as STS does."""
+    found = tags_of.parse(
+        raw,
+        Fault.invalid(
+            "Tags must be up to 50 of Key (1-128) and Value (0-256) of letters, digits, "
+            "spaces and _.:/=+-@; keys may not start with aws:"
+        ),
+    )
+    if len(raw) != len({k.lower() for k in found}):
+        raise Fault.invalid("Duplicate tag keys found: tag keys are case-insensitive")
+    if len(found) > tags_of.MAX_TAGS:
+        raise Fault.invalid("A session can carry at most 50 tags")
+    return found
 
 
 def _policy_arns(raw: Any) -> list[str]:
