@@ -221,3 +221,32 @@ def test_request_with_a_control_character_in_its_identity_is_a_usage_error(
     res = run_xtok(["request", "--secret", "A=a/b", "--job", "deploy\x1b[2K"], env)
     assert res.code == 200 and "control or bidi character (\\x1b)" in res.err, res.err
     assert "\x1b" not in res.both and res.out == ""
+
+
+def test_secret_metadata_written_by_another_caller_is_shown_escaped(
+    xtok_server: DevServer,
+) -> None:
+    """A secret's description, tags and staging labels are written by whoever may update the
+    secret (on AWS too, without a character rule): `xtok secret describe` and `ls` must not let
+    them paint the reader's terminal."""
+    import boto3
+
+    env = aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key)
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=xtok_server.url,
+        region_name="us-east-1",
+        aws_access_key_id=xtok_server.access_key_id,
+        aws_secret_access_key=xtok_server.secret_access_key,
+    )
+    nasty = "".join(NASTY)
+    sm.create_secret(Name="painted/desc", SecretString="x", Description=f"fine{nasty}")
+    sm.put_secret_value(SecretId="painted/desc", SecretString="y", VersionStages=[f"L{nasty}"])
+    outputs = [
+        run_xtok(["secret", "describe", "painted/desc"], env),
+        run_xtok(["secret", "ls", "--prefix", "painted/"], env),
+    ]
+    for res in outputs:
+        assert res.code == 0, res.err
+        assert not any(c in res.out for c in "\b\r\x1b\x9b\u202e\u2067\u200d\u2028")
+    assert "fine\\x08" in outputs[0].out
