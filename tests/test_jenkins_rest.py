@@ -261,3 +261,17 @@ def test_plain_http_is_refused_before_anything_is_minted(
     res = xtok("approve", code, "--yes", "--jenkins", url)
     assert res.code == 200 and "plain http:// would send your API token" in res.err
     assert "--insecure-http" in res.err and res.out == ""  # no sealed token was minted
+
+
+def test_plain_http_never_goes_through_a_proxy(
+    xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, elsewhere: FakeJenkins
+) -> None:
+    """With http_proxy set (a corporate laptop), a loopback http:// build URL must not send the
+    API token in the clear to the proxy: it is another host than the build's."""
+    code, _ = pending_request(xtok, unique)
+    proxy = f"http://127.0.0.1:{elsewhere.server_address[1]}"
+    url = jenkins.build_url.replace("127.0.0.1", "localhost")  # the AWS endpoint: no_proxy
+    res = xtok("approve", code, "--yes", "--jenkins", url, http_proxy=proxy, no_proxy="127.0.0.1")
+    assert res.code == 0, res.err
+    assert elsewhere.seen_auth == []  # the proxy saw nothing
+    assert len(jenkins.submitted) == 1

@@ -7,7 +7,7 @@ for one. The token never appears in a message.
 
 The API token goes only to the build's own origin (scheme, host, port): a redirect elsewhere is
 refused, not followed with the credentials, and plain http:// is refused unless the host is
-loopback or the approver says `--insecure-http`.
+loopback or the approver says `--insecure-http`, and never goes through a proxy in the clear.
 """
 
 from __future__ import annotations
@@ -119,10 +119,15 @@ class _Client:
         self.build = build_url.rstrip("/") + "/"
         self.root = self.build[: self.build.index("/job/") + 1]
         self.headers = _auth_header(build_url)
-        self.opener = urllib.request.build_opener(
+        handlers: list[urllib.request.BaseHandler] = [
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
             _SameOrigin(_origin(build_url)),
-        )
+        ]
+        if build_url.lower().startswith("http:"):
+            # A proxy from http_proxy would get the API token in the clear (and reach its own
+            # loopback, not ours); over https it only relays an encrypted tunnel.
+            handlers.append(urllib.request.ProxyHandler({}))
+        self.opener = urllib.request.build_opener(*handlers)
 
     def call(
         self,
