@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,41 @@ def test_secret_metadata_written_by_another_caller_is_shown_escaped(
         assert res.code == 0, res.err
         assert not any(c in res.out for c in "\b\r\x1b\x9b\u202e\u2067\u200d\u2028")
     assert "fine\\x08" in outputs[0].out
+
+
+@pytest.fixture
+def not_aws() -> Iterator[str]:
+    """A loopback web server that answers every request with 200 and a page, as a proxy's
+    login page or a mistyped --endpoint-url does."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html><body>Please log in to the proxy</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_an_answer_that_is_not_aws_fails_closed(not_aws: str) -> None:
+    """A 200 answer without a secret value must never start the command (with an empty
+    secret), and a mint answer without credentials is an AWS error, not an internal one."""
+    token = _xtok({"k": "ASIAIOSFODNN7EXAMPLE", "s": "s" * 40, "t": "t" * 40})
+    ran = _run(token, "--endpoint-url", not_aws)
+    assert ran.code == 207 and "ran" not in ran.out, ran.err
+    assert "not an AWS answer" in ran.err
+    minted = run_xtok(["token", "--duration", "15m", "--endpoint-url", not_aws], aws_env(not_aws))
+    assert minted.code == 207 and "not an AWS answer" in minted.err, minted.err

@@ -14,6 +14,7 @@ from xtok.aws.session import (
     aws_errors,
     check_endpoint_url,
     error_for,
+    not_aws,
     region_of,
     session,
 )
@@ -121,7 +122,10 @@ class _Reader:
             raise error_for(code, message, f"cannot read secret {what}", with_token=True)
         if isinstance(data.get("SecretString"), str):
             return Secret(data["SecretString"])
-        return Secret(base64.b64decode(data.get("SecretBinary") or ""))
+        try:  # an answer with no value is not AWS's: never run the command with an empty one
+            return Secret(base64.b64decode(data["SecretBinary"], validate=True))
+        except (KeyError, TypeError, ValueError):
+            raise not_aws(f"cannot read secret {what}") from None
 
 
 def _endpoint(config: AwsConfig, region: str) -> str:
