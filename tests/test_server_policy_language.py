@@ -306,6 +306,32 @@ def test_the_endpoint_sets_request_keys(
     )
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "header"),
+    [
+        ("aws:SecureTransport", "false", ("X-Forwarded-Proto", "https")),
+        ("aws:SourceIp", ["127.0.0.0/8", "::1/128"], ("X-Forwarded-For", "10.1.2.3")),
+    ],
+)
+def test_forwarded_headers_do_not_set_request_keys(
+    peer: Peer, unique: str, key: str, value: Any, header: tuple[str, str]
+) -> None:
+    """Any local caller can send X-Forwarded-* headers (unsigned): they must not turn plain
+    HTTP into aws:SecureTransport true, nor move aws:SourceIp off loopback."""
+    name = f"fw-{unique}-{key.split(':')[1]}"
+    peer.client("secretsmanager").create_secret(Name=name, SecretString="v")
+    operator = "Bool" if key == "aws:SecureTransport" else "IpAddress"
+    sm = peer.client("secretsmanager", put_user(peer, name, [READ, deny_if(operator, key, value)]))
+
+    def forge(request: Any, **kwargs: Any) -> None:
+        request.headers[header[0]] = header[1]
+
+    sm.meta.events.register("before-send.*", forge)
+    assert error(lambda: sm.get_secret_value(SecretId=name)).response["Error"]["Code"] == (
+        "AccessDeniedException"
+    )
+
+
 def test_secrets_manager_request_keys(peer: Peer, unique: str) -> None:
     name = f"sk-{unique}"
     sm = peer.client("secretsmanager")
