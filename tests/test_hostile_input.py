@@ -289,3 +289,34 @@ def test_an_answer_that_is_not_aws_fails_closed(not_aws: str) -> None:
     assert "not an AWS answer" in ran.err
     minted = run_xtok(["token", "--duration", "15m", "--endpoint-url", not_aws], aws_env(not_aws))
     assert minted.code == 207 and "not an AWS answer" in minted.err, minted.err
+
+
+_DEEP = '{"a":' + "[" * 100_000 + "]" * 100_000 + "}"  # nested past Python's recursion limit
+
+
+def _armored(kind: str, body: str) -> str:
+    text = f"{kind}1." + armor.b64e(body.encode())
+    return f"{text}.{armor._checksum(text)}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [_armored("xtokr", _DEEP), _armored("xtok", _DEEP), _armored("xtoks", _DEEP), _DEEP],
+    ids=["request-code", "token", "sealed-token", "json-token"],
+)
+def test_deeply_nested_input_is_a_token_error(text: str) -> None:
+    """JSON nested deeper than the parser recurses is malformed input, not an internal error."""
+    res = run_xtok(["inspect", "-"], aws_env("http://127.0.0.1:9"), stdin=text)
+    assert res.code == 201, res.err
+
+
+def test_a_deeply_nested_json_secret_is_not_an_object(xtok_server: DevServer) -> None:
+    env = aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key)
+    assert run_xtok(["secret", "put", "hostile/deep"], env, stdin=_DEEP[:60_000]).code == 0
+    token = run_xtok(["token", "--duration", "15m"], env)
+    assert token.code == 0, token.err
+    res = run_xtok(
+        ["run", "--secret", "A=hostile/deep#a", "--", "echo", "ran"],
+        {**env, "XTOK_TOKEN": token.out.strip()},
+    )
+    assert res.code == 200 and "is not a JSON object" in res.err and "ran" not in res.out

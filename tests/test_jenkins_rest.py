@@ -26,6 +26,7 @@ class FakeJenkins(ThreadingHTTPServer):
     require_crumb = False
     pending = True
     redirect_to = ""  # when set, every request is redirected there (a hostile proxy's move)
+    answer = b""  # when set, the body of every 200 answer (a hostile or broken Jenkins)
     submitted: list[dict[str, object]]
     seen_auth: list[str]
 
@@ -47,6 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.headers.get("Authorization") == expected
 
     def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        body = self.server.answer if self.server.answer and status == 200 else body
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -275,3 +277,14 @@ def test_plain_http_never_goes_through_a_proxy(
     assert res.code == 0, res.err
     assert elsewhere.seen_auth == []  # the proxy saw nothing
     assert len(jenkins.submitted) == 1
+
+
+@pytest.mark.parametrize("answer", [b'{"id": "XtokToken"}', b"[1, 2]", b"[" * 100_000, b"<html>"])
+def test_an_answer_that_is_not_jenkins_fails_cleanly(
+    xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, answer: bytes
+) -> None:
+    code, _ = pending_request(xtok, unique)
+    jenkins.answer = answer
+    res = xtok("approve", code, "--yes", "--jenkins", jenkins.build_url)
+    assert res.code == 206 and "pendingInputActions answer is not" in res.err, res.err
+    assert res.out.startswith("xtoks1.")  # the sealed token can still be pasted by hand

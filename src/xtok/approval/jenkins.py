@@ -156,8 +156,11 @@ class _Client:
         status, body = self.call("GET", self.root + "crumbIssuer/api/json")
         if status != 200:
             return {}
-        data = json.loads(body)
-        return {str(data["crumbRequestField"]): str(data["crumb"])}
+        try:
+            data = json.loads(body)
+            return {str(data["crumbRequestField"]): str(data["crumb"])}
+        except (ValueError, RecursionError, KeyError, TypeError):
+            raise NetworkError("Jenkins' crumbIssuer answer is not a crumb") from None
 
 
 def _check(status: int, what: str) -> None:
@@ -185,10 +188,10 @@ def submit(
     status, body = client.call("GET", client.build + "wfapi/pendingInputActions")
     _check(status, "pending inputs for this build")
     try:
-        actions: list[dict[str, Any]] = json.loads(body)
-    except ValueError:
-        raise NetworkError("Jenkins' pendingInputActions answer is not JSON") from None
-    match = [a for a in actions if str(a.get("id", "")).lower() == input_id.lower()]
+        actions = json.loads(body)
+        match = [a for a in actions if str(a.get("id", "")).lower() == input_id.lower()]
+    except (ValueError, RecursionError, TypeError, AttributeError):
+        raise NetworkError("Jenkins' pendingInputActions answer is not a list of inputs") from None
     if not match:
         raise NotFound(
             f"the build has no pending input {input_id!r}",

@@ -151,7 +151,7 @@ def _unlock(path: Path, ticket: Ticket) -> tuple[RequestCode, bytes]:
         record = json.loads(path.read_text())
         request = RequestCode.parse(record["request"])
         nonce, sealed_key = armor.b64d(record["nonce"]), armor.b64d(record["key"])
-    except (ValueError, KeyError, TypeError, binascii.Error, TokenError):
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error, TokenError):
         path.unlink(missing_ok=True)
         raise ConfigError(
             f"the state of request {ticket.request_id} is damaged", tip=_TIP_NEW
@@ -170,7 +170,7 @@ def purge(directory: Path) -> None:
     """Remove records past their wait, and leftovers of runs that died mid-way."""
     now = time.time()
     for entry in directory.iterdir():
-        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError, RecursionError):
             if _stale(entry, now):
                 entry.unlink()
 

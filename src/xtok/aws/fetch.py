@@ -106,7 +106,7 @@ class _Reader:
             time.sleep(0.2 * 2**attempt)  # a server error may pass: retry a little
         try:
             data = json.loads(response.content or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             data = {}
         if response.status_code != 200 or not isinstance(data, dict):
             code = (
@@ -152,7 +152,7 @@ def _select(ref: SecretRef, value: Secret) -> Secret:
     if ref.json_key is not None:
         try:
             doc = json.loads(value.reveal())
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deeply to be an object of keys
             doc = None
         if not isinstance(doc, dict):
             raise UsageError(

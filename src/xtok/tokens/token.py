@@ -237,7 +237,7 @@ def _parse_legacy(compact: str) -> Credentials:
 def _parse_json(text: str) -> Credentials:
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise TokenError("token looks like JSON but does not parse", tip=TIP_RECOPY) from None
     if not isinstance(doc, dict):
         raise TokenError("token JSON is not an object", tip=TIP_RECOPY)
