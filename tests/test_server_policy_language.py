@@ -259,7 +259,8 @@ def put_user(peer: Peer, name: str, statements: list[dict[str, Any]]) -> dict[st
 def test_writing_a_malformed_policy_is_refused_on_the_wire(peer: Peer, unique: str) -> None:
     iam = peer.client("iam")
     iam.create_user(UserName=f"mal-{unique}")
-    for text in ('{"Version": "2012-10-17", "Statement": 5}', statement(Action=5)):
+    deep = '{"Version": "2012-10-17", "Statement": ' + "[" * 1500 + "]" * 1500 + "}"
+    for text in ('{"Version": "2012-10-17", "Statement": 5}', statement(Action=5), deep):
         err = error(
             lambda t=text: iam.put_user_policy(
                 UserName=f"mal-{unique}", PolicyName="p", PolicyDocument=t
@@ -274,6 +275,8 @@ def test_writing_a_malformed_policy_is_refused_on_the_wire(peer: Peer, unique: s
         )
     )
     assert session.response["Error"]["Code"] == "MalformedPolicyDocument"
+    trust = error(lambda: iam.create_role(RoleName=f"mal-{unique}", AssumeRolePolicyDocument=deep))
+    assert trust.response["Error"]["Code"] == "MalformedPolicyDocument"
 
 
 def deny_if(operator: str, key: str, value: Any) -> dict[str, Any]:

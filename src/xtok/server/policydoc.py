@@ -32,7 +32,7 @@ def parse_document(text: str, *, trust: bool = False) -> Document:
     """Parse and check an identity, session (`trust=False`) or trust policy document."""
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth: no policy is
         raise _fault("Syntax errors in policy.") from None
     try:
         _check(doc, trust)
