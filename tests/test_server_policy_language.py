@@ -580,3 +580,44 @@ def test_a_policy_variable_scopes_iam_on_the_wire(peer: Peer, unique: str) -> No
     iam.list_access_keys(UserName=f"self-{unique}")
     err = error(lambda: iam.list_access_keys(UserName=f"other-{unique}"))
     assert err.response["Error"]["Code"] == "AccessDenied"
+
+
+def _sized(n_resources: int) -> str:
+    """A policy of about 40 characters per resource, padded with white space IAM does not count."""
+    resources = [f"arn:aws:secretsmanager:*:*:secret:p{i:04}-*" for i in range(n_resources)]
+    return json.dumps({"Version": "2012-10-17", "Statement": [allow_read(resources)]}, indent=8)
+
+
+def allow_read(resources: list[str]) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": resources}
+
+
+def test_policy_size_quotas_are_iams(peer: Peer, unique: str) -> None:
+    """IAM's quotas (white space not counted): a user's inline policies 2,048 characters
+    together, a managed policy 6,144, a trust policy 2,048. A policy that fits here must fit
+    on AWS, or xtok's generated policies could fail only there."""
+    iam = peer.client("iam")
+    user = f"size-{unique}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="a", PolicyDocument=_sized(25))  # ~1,100
+    iam.put_user_policy(UserName=user, PolicyName="a", PolicyDocument=_sized(25))  # replaced
+    too_much = error(
+        lambda: iam.put_user_policy(UserName=user, PolicyName="b", PolicyDocument=_sized(25))
+    )
+    assert too_much.response["Error"]["Code"] == "LimitExceeded"
+    assert "2048" in too_much.response["Error"]["Message"]
+    iam.create_policy(PolicyName=f"fits-{unique}", PolicyDocument=_sized(130))  # ~5,700
+    big = error(lambda: iam.create_policy(PolicyName=f"big-{unique}", PolicyDocument=_sized(150)))
+    assert big.response["Error"]["Code"] == "LimitExceeded"
+    over = error(
+        lambda: iam.create_role(RoleName=f"t-{unique}", AssumeRolePolicyDocument=_trust(80))
+    )
+    assert over.response["Error"]["Code"] == "LimitExceeded"
+    assert iam.create_role(RoleName=f"t-{unique}", AssumeRolePolicyDocument=_trust(55))
+
+
+def _trust(principals: int) -> str:
+    """A trust policy of about 29 characters per principal."""
+    names = [f"arn:aws:iam::{ACCOUNT}:root"] * principals
+    statement = {"Effect": "Allow", "Principal": {"AWS": names}, "Action": "sts:AssumeRole"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from xtok.server import tags, trust
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_id, random_text, register_into
-from xtok.server.policydoc import parse_document
+from xtok.server.policydoc import INLINE_LIMITS, TRUST_LIMIT, check_size, parse_document
 from xtok.server.totp import STEP, accepted_step, base32, new_seed
 
 OPERATIONS: dict[str, Handler] = {}
@@ -263,7 +263,9 @@ def _max_session(p: dict[str, Any]) -> int:
 
 
 def _trust_text(ctx: Ctx, text: str) -> str:
-    return trust.bind(ctx.db, ctx.account, parse_document(text, trust=True))
+    doc = parse_document(text, trust=True)
+    check_size(text, TRUST_LIMIT, f"Cannot exceed quota for ACLSizePerRole: {TRUST_LIMIT}")
+    return trust.bind(ctx.db, ctx.account, doc)
 
 
 @op("CreateRole")
@@ -368,8 +370,19 @@ def _put_policy(kind: str) -> Handler:
     def put(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         owner = _owner(ctx, p, kind, "Put")
         name = _name(p, "PolicyName")
-        doc = json.dumps(parse_document(str(p.get("PolicyDocument", ""))))
+        text = str(p.get("PolicyDocument", ""))
+        doc = json.dumps(parse_document(text))
         with ctx.db.write() as conn:
+            others = conn.execute(
+                "SELECT document FROM inline_policies WHERE kind = ? AND owner = ? AND name != ?",
+                (kind, owner, name),
+            ).fetchall()
+            limit = INLINE_LIMITS[kind]
+            check_size(
+                text + "".join(r["document"] for r in others),
+                limit,
+                f"Maximum policy size of {limit} bytes exceeded for {kind} {owner}",
+            )
             conn.execute(
                 "INSERT OR REPLACE INTO inline_policies VALUES (?,?,?,?)", (kind, owner, name, doc)
             )

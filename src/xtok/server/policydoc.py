@@ -41,6 +41,23 @@ def parse_document(text: str, *, trust: bool = False) -> Document:
     return doc  # type: ignore[no-any-return]
 
 
+# IAM's quotas on policy size, in characters without white space (IAM's own count).
+INLINE_LIMITS = {"user": 2048, "group": 5120, "role": 10_240}  # all of one holder's together
+MANAGED_LIMIT = 6144
+TRUST_LIMIT = 2048
+_SPACE = re.compile(r"\s+")
+
+
+def size(text: str) -> int:
+    """A policy's size as IAM counts it against its quotas: white space does not count."""
+    return len(_SPACE.sub("", text))
+
+
+def check_size(text: str, limit: int, message: str) -> None:
+    if size(text) > limit:
+        raise Fault("LimitExceeded", message, 409)
+
+
 def statements(doc: Document) -> list[dict[str, Any]]:
     """A (checked) document's statements: one object or a list of them."""
     found = doc.get("Statement", [])
