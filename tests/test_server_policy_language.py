@@ -621,3 +621,47 @@ def _trust(principals: int) -> str:
     names = [f"arn:aws:iam::{ACCOUNT}:root"] * principals
     statement = {"Effect": "Allow", "Principal": {"AWS": names}, "Action": "sts:AssumeRole"}
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def test_tagging_requests_set_tag_keys_and_request_tags(peer: Peer, unique: str) -> None:
+    """User and role tags are aws:PrincipalTag: a Deny on aws:TagKeys / aws:RequestTag must
+    stop a caller from tagging (or untagging) its way into a protected tag, on every tagging
+    action as in AWS, not only on AssumeRole."""
+    name = f"tagger-{unique}"
+    protected = {
+        "Effect": "Deny",
+        "Action": ["iam:*", "secretsmanager:*"],
+        "Resource": "*",
+        "Condition": {"ForAnyValue:StringEqualsIgnoreCase": {"aws:TagKeys": ["clearance"]}},
+    }
+    pinned = {
+        "Effect": "Deny",
+        "Action": "iam:TagUser",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:RequestTag/team": "admins"}},
+    }
+    everything = {"Effect": "Allow", "Action": ["iam:*", "secretsmanager:*"], "Resource": "*"}
+    keys = put_user(peer, name, [everything, protected, pinned])
+    peer.client("secretsmanager").create_secret(Name=f"{name}/s", SecretString="v")
+    iam, sm = peer.client("iam", keys), peer.client("secretsmanager", keys)
+    clearance = [{"Key": "Clearance", "Value": "high"}]
+    attempts = {
+        "TagUser": lambda: iam.tag_user(UserName=name, Tags=clearance),
+        "UntagUser": lambda: iam.untag_user(UserName=name, TagKeys=["Clearance"]),
+        "CreateUser": lambda: iam.create_user(UserName=f"{name}-2", Tags=clearance),
+        "CreateRole": lambda: iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=_trust(1), Tags=clearance
+        ),
+        "TagResource": lambda: sm.tag_resource(SecretId=f"{name}/s", Tags=clearance),
+        "UntagResource": lambda: sm.untag_resource(SecretId=f"{name}/s", TagKeys=["clearance"]),
+        "CreateSecret": lambda: sm.create_secret(
+            Name=f"{name}/t", SecretString="v", Tags=clearance
+        ),
+        "RequestTag": lambda: iam.tag_user(
+            UserName=name, Tags=[{"Key": "team", "Value": "admins"}]
+        ),
+    }
+    for action, attempt in attempts.items():
+        code = error(attempt).response["Error"]["Code"]
+        assert code in ("AccessDenied", "AccessDeniedException"), action
+    iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": "ops"}])  # other tags are fine

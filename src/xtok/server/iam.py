@@ -142,8 +142,9 @@ def _role_out(ctx: Ctx, row: Any) -> dict[str, Any]:
 @op("CreateUser")
 def create_user(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     name, path = _name(p, "UserName"), _path(p)
-    ctx.allow("iam:CreateUser", f"arn:aws:iam::{ctx.account}:user{path}{name}")
     new_tags = _tags(p.get("Tags", []))
+    ctx.request_keys.update(tags.condition_keys(list(new_tags), new_tags))
+    ctx.allow("iam:CreateUser", f"arn:aws:iam::{ctx.account}:user{path}{name}")
     with ctx.db.write() as conn:
         if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
             raise _exists("User", name)
@@ -271,9 +272,10 @@ def _trust_text(ctx: Ctx, text: str) -> str:
 @op("CreateRole")
 def create_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     name, path = _name(p, "RoleName"), _path(p)
+    new_tags = _tags(p.get("Tags", []))
+    ctx.request_keys.update(tags.condition_keys(list(new_tags), new_tags))
     ctx.allow("iam:CreateRole", f"arn:aws:iam::{ctx.account}:role{path}{name}")
     policy = _trust_text(ctx, str(p.get("AssumeRolePolicyDocument", "")))
-    new_tags = _tags(p.get("Tags", []))
     with ctx.db.write() as conn:
         if conn.execute("SELECT 1 FROM roles WHERE name = ?", (name,)).fetchone():
             raise _exists("Role", name)
@@ -475,15 +477,17 @@ def tag_operations(kind: str, noun: str, target: Target) -> dict[str, Handler]:
     """Tag/Untag/List...Tags operations for users or roles."""
 
     def tag(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-        row = target(ctx, p, f"iam:Tag{noun}")
         new = _tags(p.get("Tags"))
+        ctx.request_keys.update(tags.condition_keys(list(new), new))
+        row = target(ctx, p, f"iam:Tag{noun}")
         with ctx.db.write() as conn:
             _add_tags(conn, kind, row["name"], new)
         return {}
 
     def untag(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-        row = target(ctx, p, f"iam:Untag{noun}")
         keys = tags.keys(p.get("TagKeys"), Fault.invalid_input("TagKeys must list tag keys."))
+        ctx.request_keys.update(tags.condition_keys(keys))
+        row = target(ctx, p, f"iam:Untag{noun}")
         with ctx.db.write() as conn:
             tags.remove(conn, kind, row["name"], keys)
         return {}

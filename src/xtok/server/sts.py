@@ -86,9 +86,7 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         context["sts:sourceidentity"] = source
     if external_id is not None:
         context["sts:externalid"] = str(external_id)
-    if tags:
-        context["aws:tagkeys"] = list(tags)
-        context.update({f"aws:requesttag/{k.lower()}": v for k, v in tags.items()})
+    context.update(tags_of.condition_keys(list(tags), tags))
     if mfa is not None:
         context["aws:multifactorauthpresent"] = "true"
         context["aws:multifactorauthage"] = str(int(ctx.ts - mfa))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from xtok.server.conditions import ContextValue
 from xtok.server.db import Database
 from xtok.server.faults import Fault
 
@@ -29,6 +30,18 @@ def parse(raw: Any, fault: Fault) -> dict[str, str]:
             raise fault
         tags[key] = value
     return tags
+
+
+def condition_keys(
+    tag_keys: list[str], values: dict[str, str] | None = None
+) -> dict[str, ContextValue]:
+    """What a request that adds (`values`) or removes tags sets for conditions: `aws:TagKeys`
+    and each `aws:RequestTag/KEY`, as AWS does on every tagging action; nothing without tags."""
+    if not tag_keys:
+        return {}
+    found: dict[str, ContextValue] = {"aws:tagkeys": list(tag_keys)}
+    found.update({f"aws:requesttag/{k.lower()}": v for k, v in (values or {}).items()})
+    return found
 
 
 def keys(raw: Any, fault: Fault) -> list[str]:
