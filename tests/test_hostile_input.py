@@ -71,6 +71,21 @@ def test_approve_and_inspect_refuse_a_forged_code_before_showing_it() -> None:
     assert run_xtok(["inspect", request_code()], env).code == 0  # the genuine one shows
 
 
+def test_a_long_field_cannot_wrap_into_a_fake_line() -> None:
+    """Without control characters, a field padded to the terminal's width would wrap into what
+    looks like another line (a fake `secrets:` or `request:`). xtok wraps long values itself,
+    continuation lines indented under the value, so no field text starts where labels do."""
+    fake = "secrets:  DB=prod/harmless   request:  0123456789abcdef  key 0011223344556677"
+    code = request_code(run__job="deploy" + " " * 70 + fake, run__url="https://ci/" + "x" * 300)
+    env = aws_env("http://127.0.0.1:9")  # never reached: nothing is minted without a role
+    shown = [run_xtok(["approve", code, "--yes"], env).err, run_xtok(["inspect", code], env).out]
+    for text in shown:
+        lines = [line for line in text.splitlines() if not line.startswith("xtok: error")]
+        assert all(len(line) <= 80 for line in lines), text
+        labels = [line.split(":")[0].strip() for line in lines if not line.startswith(" " * 9)]
+        assert labels.count("secrets") == 1 and labels.count("request") <= 1, text
+
+
 def test_plain_token_fields_are_shown_escaped() -> None:
     payload = {
         "kind": "assume-role",

@@ -33,7 +33,7 @@ from xtok.cli.app import (
     utcnow,
     warn,
 )
-from xtok.display import shown
+from xtok.display import field_lines, shown, terminal_width
 from xtok.duration import format_duration, parse_duration
 from xtok.errors import Error, Interrupted, UsageError
 from xtok.tokens.armor import compact
@@ -154,7 +154,8 @@ def inspect_cmd(token_text: str | None, as_json: bool) -> None:
         ("expires", expiry),
     ]
     for key, value in lines:
-        click.echo(f"{key + ':':<9}{shown(value)}")
+        for line in field_lines(f"{key + ':':<9}", value, terminal_width(1)):
+            click.echo(line)
 
 
 def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
@@ -193,7 +194,8 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
             text = " ".join(f"{k}={v}" for k, v in value.items())
         if key == "duration":
             text = format_duration(int(value))
-        click.echo(f"{key + ':':<17}{shown(text)}")
+        for line in field_lines(f"{key + ':':<17}", text, terminal_width(1)):
+            click.echo(line)
 
 
 @cli.command("request")
@@ -334,8 +336,10 @@ def approve_cmd(
         ("request", f"{request.id}  key {request.fingerprint}"),
     ]
     click.echo("xtok: approve this run?", err=True)
+    width = terminal_width()
     for key, value in lines:
-        click.echo(f"  {key + ':':<10}{shown(value)}", err=True)
+        for line in field_lines(f"  {key + ':':<10}", value, width):
+            click.echo(line, err=True)
     if not yes:
         if not stdin_is_tty() or code == "-":
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
