@@ -90,7 +90,7 @@ def test_plain_token_fields_are_shown_escaped() -> None:
     payload = {
         "kind": "assume-role",
         "name": "deploy\x1b]0;pwned\x07\u202e",
-        "region": "eu\rus-east-1",
+        "region": "eu-west-1",  # a malformed region is refused (see below)
         "scope": {"secrets": ["a\x1b[1Ab"]},
         "k": "ASIAIOSFODNN7EXAMPLE",
         "s": "s" * 40,
@@ -99,7 +99,7 @@ def test_plain_token_fields_are_shown_escaped() -> None:
     res = run_xtok(["inspect", "-"], aws_env("http://127.0.0.1:9"), stdin=_xtok(payload))
     assert res.code == 0, res.err
     assert "session: deploy\\x1b]0;pwned\\x07\\u202e" in res.out
-    assert "region:  eu\\x0dus-east-1" in res.out and "a\\x1b[1Ab" in res.out
+    assert "a\\x1b[1Ab" in res.out
     assert not any(c in res.out for c in "\x1b\x07\r\u202e")
 
 
@@ -131,6 +131,19 @@ def test_forged_times_are_token_errors(token: str) -> None:
     res = _run(token)
     assert res.code == 201 and "ran" not in res.out, res.err
     assert run_xtok(["inspect", "-"], aws_env("http://127.0.0.1:9"), stdin=token).code == 201
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"region": "evil.example/#"},  # the fetch's host is secretsmanager.REGION.amazonaws.com
+        {"region": "us-east-1\r\nX-Injected: 1"},
+        {"k": "ASIA\r\nX-Injected: 1"},  # the key id goes into the Authorization header
+    ],
+)
+def test_token_fields_that_build_a_request_are_checked(fields: dict[str, str]) -> None:
+    res = _run(_xtok({"k": "ASIAIOSFODNN7EXAMPLE", "s": "s" * 40, "t": "t" * 40, **fields}))
+    assert res.code == 201 and "malformed" in res.err and "ran" not in res.out, res.err
 
 
 @pytest.mark.parametrize("url", ["localhost:4566", "127.0.0.1:4566", "ftp://h/", "http://"])
