@@ -2,8 +2,8 @@
 
 Finds the step at `BUILD_URL/wfapi/pendingInputActions`, then POSTs the sealed token to
 `BUILD_URL/input/ID/proceed` as the `json` form field. Authenticates with a user and API token
-(JENKINS_USER_ID / JENKINS_API_TOKEN, or ~/.netrc); fetches a CSRF crumb only when Jenkins asks
-for one. The token never appears in a message.
+(JENKINS_USER_ID / JENKINS_API_TOKEN for JENKINS_URL only, or the host's ~/.netrc entry);
+fetches a CSRF crumb only when Jenkins asks for one. The token never appears in a message.
 
 The API token goes only to the build's own origin (scheme, host, port): a redirect elsewhere is
 refused, not followed with the credentials, and plain http:// is refused unless the host is
@@ -32,11 +32,28 @@ TIMEOUT = 30
 
 
 def _auth_header(url: str) -> dict[str, str]:
+    """Basic auth for `url`'s Jenkins. The API token in the environment is bound to
+    JENKINS_URL, as a ~/.netrc entry is to its host: a build URL elsewhere (a pipeline can set
+    BUILD_URL, and with it the approve line it prints) never gets it."""
     user, token = os.environ.get("JENKINS_USER_ID"), os.environ.get("JENKINS_API_TOKEN")
-    if not (user and token):
+    if user and token:
+        root = os.environ.get("JENKINS_URL", "")
+        if not root:
+            raise ConfigError(
+                "JENKINS_API_TOKEN is sent only to JENKINS_URL, which is not set",
+                tip="set JENKINS_URL to your Jenkins' root URL, e.g. https://jenkins.example/",
+            )
+        if _origin(root) != _origin(url):
+            raise AccessDenied(
+                f"the build URL is on {shown(_origin_text(url))}, not on JENKINS_URL "
+                f"({shown(_origin_text(root))}): your API token is not sent there",
+                tip="approve only builds of your own Jenkins; check where the approve line "
+                "came from",
+            )
+    else:
         host = urllib.parse.urlsplit(url).hostname or ""
         try:
-            entry = netrc.netrc().authenticators(host)
+            entry = netrc.netrc().hosts.get(host)  # not its `default` entry: that fits any host
         except (FileNotFoundError, netrc.NetrcParseError):
             entry = None
         if entry is None:
@@ -111,6 +128,7 @@ def check_build_url(build_url: str, *, insecure_http: bool = False) -> None:
             "--jenkins over plain http:// would send your API token unencrypted",
             tip="use the https:// URL, or pass --insecure-http if you must",
         )
+    _auth_header(build_url)  # credentials for exactly this Jenkins, or refuse before minting
 
 
 class _Client:
