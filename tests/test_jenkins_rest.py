@@ -212,6 +212,9 @@ def test_refusals_are_clear(xtok: Callable[..., Result], unique: str, jenkins: F
     assert nothing.code == 205 and "no pending input 'XtokToken'" in nothing.err
     not_a_build = xtok("approve", code, "--yes", "--jenkins", "ftp://x/job/a/1/")
     assert not_a_build.code == 200 and "not a Jenkins build URL" in not_a_build.err
+    painted = jenkins.build_url.replace("job/", "\x1b]0;x\x07/job/")  # BUILD_URL is pipeline's
+    res = xtok("approve", code, "--yes", "--jenkins", painted)
+    assert res.code == 200 and "not a Jenkins build URL" in res.err and "\x1b" not in res.both
     no_creds = xtok(
         "approve",
         code,

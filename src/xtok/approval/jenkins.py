@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from xtok.display import shown
+from xtok.display import is_unsafe, shown
 from xtok.errors import AccessDenied, ConfigError, NetworkError, NotFound, UsageError
 
 INPUT_ID = "XtokToken"
@@ -118,7 +118,12 @@ def _is_loopback(host: str) -> bool:
 def check_build_url(build_url: str, *, insecure_http: bool = False) -> None:
     """Refuse what is not a build URL, and plain http:// to a host that is not loopback."""
     parts = urllib.parse.urlsplit(build_url)
-    if parts.scheme not in ("http", "https") or "/job/" not in parts.path or not parts.hostname:
+    if (
+        parts.scheme not in ("http", "https")
+        or "/job/" not in parts.path
+        or not parts.hostname
+        or any(is_unsafe(c) or c.isspace() for c in build_url)  # it is shown in messages
+    ):
         raise UsageError(
             f"--jenkins {shown(build_url)!r} is not a Jenkins build URL",
             tip="e.g. https://jenkins.example/job/deploy/42/",
