@@ -665,3 +665,31 @@ def test_tagging_requests_set_tag_keys_and_request_tags(peer: Peer, unique: str)
         code = error(attempt).response["Error"]["Code"]
         assert code in ("AccessDenied", "AccessDeniedException"), action
     iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": "ops"}])  # other tags are fine
+
+
+def test_iam_tag_keys_are_case_insensitive(peer: Peer, unique: str) -> None:
+    """IAM user and role tag keys are case-insensitive (case preserved): `team` replaces
+    `Team`, so aws:PrincipalTag/team has one value, the last one written."""
+    iam = peer.client("iam")
+    name = f"case-{unique}"
+    gated = {
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:PrincipalTag/team": "ops"}},
+    }
+    keys = put_user(peer, name, [gated])
+    peer.client("secretsmanager").create_secret(Name=name, SecretString="v")
+    iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": "ops"}])
+    iam.tag_user(UserName=name, Tags=[{"Key": "Team", "Value": "dev"}])
+    assert iam.list_user_tags(UserName=name)["Tags"] == [{"Key": "Team", "Value": "dev"}]
+    sm = peer.client("secretsmanager", keys)
+    assert error(lambda: sm.get_secret_value(SecretId=name)).response["Error"]["Code"] == (
+        "AccessDeniedException"
+    )
+    twice = [{"Key": "Team", "Value": "a"}, {"Key": "TEAM", "Value": "b"}]
+    assert error(lambda: iam.tag_user(UserName=name, Tags=twice)).response["Error"]["Code"] == (
+        "InvalidInput"
+    )
+    iam.untag_user(UserName=name, TagKeys=["TEAM"])
+    assert not iam.list_user_tags(UserName=name)["Tags"]

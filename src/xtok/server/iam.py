@@ -463,8 +463,9 @@ def _tags(raw: Any) -> dict[str, str]:
         raw,
         Fault.invalid_input(
             "Tags must be up to 50 of Key (1-128) and Value (0-256) of letters, digits, "
-            "spaces and _.:/=+-@; keys may not start with aws:"
+            "spaces and _.:/=+-@; keys may not start with aws: or repeat (in any case)"
         ),
+        folded=True,
     )
 
 

@@ -124,11 +124,10 @@ def _session_tags(raw: Any) -> dict[str, str]:
         raw,
         Fault.invalid(
             "Tags must be up to 50 of Key (1-128) and Value (0-256) of letters, digits, "
-            "spaces and _.:/=+-@; keys may not start with aws:"
+            "spaces and _.:/=+-@; keys may not start with aws: or repeat (in any case)"
         ),
+        folded=True,
     )
-    if len(raw) != len({k.lower() for k in found}):
-        raise Fault.invalid("Duplicate tag keys found: tag keys are case-insensitive")
     if len(found) > tags_of.MAX_TAGS:
         raise Fault.invalid("A session can carry at most 50 tags")
     return found
