@@ -452,6 +452,12 @@ def test_a_denied_caller_learns_nothing_about_existence(peer: Peer, unique: str)
         "Error"
     ]
     assert real["Message"] == ghost["Message"].replace(role_arn + "-x", role_arn)
+    iam_admin, nosy = peer.client("iam"), peer.client("iam", keys)
+    iam_admin.create_group(GroupName=f"hidden-{unique}", Path="/secret-team/")
+    real = error(lambda: nosy.get_group(GroupName=f"hidden-{unique}")).response["Error"]
+    ghost = error(lambda: nosy.get_group(GroupName=f"ghost-{unique}")).response["Error"]
+    assert "secret-team" not in real["Message"]  # neither the path nor existence shows
+    assert real["Message"] == ghost["Message"].replace("ghost-", "hidden-")
 
 
 # --- policy variables ----------------------------------------------------------------------------
