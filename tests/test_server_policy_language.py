@@ -355,6 +355,9 @@ def test_secrets_manager_request_keys(peer: Peer, unique: str) -> None:
         lambda: mine.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS"),
         lambda: mine.get_secret_value(SecretId=name, VersionId=version),
         lambda: mine.create_secret(Name=f"sk-{unique}-new", SecretString="v"),
+        lambda: mine.update_secret_version_stage(
+            SecretId=name, VersionStage="AWSPREVIOUS", MoveToVersionId=version
+        ),
     ):
         assert error(call).response["Error"]["Code"] == "AccessDeniedException"
     mine.create_secret(Name=f"sk-{unique}-other", SecretString="v")

@@ -450,8 +450,13 @@ def restore_secret(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 @op("UpdateSecretVersionStage")
 def update_secret_version_stage(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:UpdateSecretVersionStage")
     stage = _version_stages([p.get("VersionStage")])[0]
+    row = _find(
+        ctx,
+        str(p.get("SecretId", "")),
+        "secretsmanager:UpdateSecretVersionStage",
+        extra={"secretsmanager:versionstage": stage},  # the label it moves, as AWS sets it
+    )
     move_to, remove_from = p.get("MoveToVersionId"), p.get("RemoveFromVersionId")
     with ctx.db.write() as conn:
         versions = _stages_of(conn, row["arn"])
