@@ -176,8 +176,11 @@ def purge(directory: Path) -> None:
 
 
 def _stale(entry: Path, now: float) -> bool:
+    info = entry.lstat()
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read, a link leads elsewhere
+        return False
     if entry.name.endswith(".partial"):
-        return entry.lstat().st_mtime < now - 3600
+        return info.st_mtime < now - 3600
     if entry.name.endswith((".json", ".claimed")):
         return bool(json.loads(entry.read_text())["expires"] < now)
     return False
