@@ -71,6 +71,29 @@ def test_approval_flow_never_puts_the_token_in_a_script() -> None:
         assert token not in shown and ticket not in shown
 
 
+def test_relay_mode_runs_one_process_with_the_build_id_token() -> None:
+    record = run("withExplodingToken", "relay")
+    assert not steps(record, "input")  # no input step: the approver needs no Jenkins token
+    (bound,) = steps(record, "withCredentials")
+    assert bound["bindings"] == [
+        {"kind": "string", "credentialsId": "xtok-id-token", "variable": "XTOK_OIDC_TOKEN"}
+    ]
+    (only,) = steps(record, "sh")
+    assert only["script"] == (
+        "'xtok' 'run' '--relay' 'https://relay.example.com' '--secret' 'DB_PASS=prod/db' "
+        "'--duration' '15m' '--role' 'arn:aws:iam::123456789012:role/xtok-ci' '--' ./deploy.sh"
+    )
+    assert only["env"] == {"XTOK_OIDC_TOKEN": "value-of-xtok-id-token"}
+
+
+def test_relay_mode_without_oidc_uses_the_relay_key() -> None:
+    record = run("withExplodingToken", "relay-unproven")
+    (bound,) = steps(record, "withCredentials")
+    assert bound["bindings"][0]["variable"] == "XTOK_RELAY_KEY"
+    (only,) = steps(record, "sh")
+    assert only["script"].startswith("'xtok' 'run' '--relay' 'https://relay.example.com' ")
+
+
 def test_aborted_input_runs_nothing() -> None:
     record = run("withExplodingToken", "abort")
     assert len(steps(record, "sh")) == 1  # only `xtok request`

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+import re
 import shutil
 import subprocess
 from urllib.parse import quote, quote_plus
@@ -13,9 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xtok.refs import SecretRef
+from xtok.run import runner
 from xtok.run.mask import MARK, Masker, Patterns, redact
 from xtok.run.matcher import AhoCorasickMatcher, HyperscanMatcher, Matcher, PythonMatcher
+from xtok.run.unwrap import B64, RUN_MIN, Wrappable
 from xtok.run.variants import MIN_LINE_LEN, patterns_for
+from xtok.sensitive import Secret
 
 MATCHERS = [HyperscanMatcher, AhoCorasickMatcher, PythonMatcher]
 SECRET = b"hunter2-Sup3r/Secret+Value"
@@ -36,17 +42,36 @@ def mask(data: bytes, secrets: list[bytes], matcher: type[Matcher], chunk: int =
 
 
 def reference(data: bytes, patterns: list[bytes]) -> bytes:
-    """Mask the unchunked data: every occurrence, overlapping or touching ones merged."""
-    spans = sorted(
-        (s, s + len(p)) for p in patterns for s in range(len(data)) if data.startswith(p, s)
-    )
+    """Mask the unchunked data: every occurrence, overlapping or touching ones merged, and every
+    occurrence of a Wrappable pattern in the data with its wraps (a line break after RUN_MIN or
+    more base64 characters) removed."""
+    spans = [(s, s + len(p)) for p in set(patterns) for s in occurrences(data, p)]
+    wrappable = {p for p in patterns if isinstance(p, Wrappable)}
+    if wrappable:
+        kept, i, run = [], 0, 0  # offsets in `data` of what stays when the wraps go
+        while i < len(data):
+            brk = 2 if data[i : i + 2] == b"\r\n" else 1 if data[i : i + 1] == b"\n" else 0
+            if brk and run >= RUN_MIN:
+                i, run = i + brk, 0
+                continue
+            run = run + 1 if data[i] in B64 else 0
+            kept.append(i)
+            i += 1
+        view = bytes(data[k] for k in kept)
+        spans += [
+            (kept[s], kept[s + len(p) - 1] + 1) for p in wrappable for s in occurrences(view, p)
+        ]
     out, pos, end = bytearray(), 0, -1
-    for s, e in spans:
+    for s, e in sorted(spans):
         if s > end:  # touching occurrences (s == end) form one run
             out += data[pos:s] + MARK
         end = max(end, e)
         pos = max(pos, end)
     return bytes(out + data[pos:])
+
+
+def occurrences(data: bytes, p: bytes) -> list[int]:
+    return [s for s in range(len(data)) if data.startswith(p, s)]
 
 
 def leaks(out: bytes, encoded: bytes, n: int = 6) -> list[bytes]:
@@ -103,14 +128,88 @@ def test_base64_at_every_offset(
         assert not leaks(out, core[len(prefix) * 2 : len(core) - 4])
 
 
-def test_base64_wrapped_at_76_columns(matcher: type[Matcher]) -> None:
-    long_secret = bytes(range(32, 127)) * 2  # 190 bytes: its base64 spans several lines
-    for prefix in (b"", b"k", b"key:", b"x" * 40):
-        wrapped = base64.encodebytes(prefix + long_secret)  # 76 columns, like `base64`
-        out = mask(b"-----\n" + wrapped + b"-----\n", [long_secret], matcher, 50)
-        assert not leaks(
-            out, base64.b64encode(b"\0" * len(prefix) + long_secret)[len(prefix) * 2 : -4], n=8
-        )
+def wrap(encoded: bytes, width: int, newline: bytes = b"\n") -> bytes:
+    return b"".join(encoded[i : i + width] + newline for i in range(0, len(encoded), width))
+
+
+@pytest.mark.parametrize("width", [76, 64])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+def test_base64_wrapped_at_64_and_76_columns(
+    matcher: type[Matcher], width: int, newline: bytes
+) -> None:
+    """`base64` and MIME wrap at 76 columns, PEM and `openssl base64` at 64; mail uses CRLF."""
+    for secret in (bytes(range(32, 127)) * 2, SECRET, b"k3y-0f-12-byte"):
+        for prefix in (b"", b"k", b"key:", b"x" * 40):
+            wrapped = wrap(base64.b64encode(prefix + secret), width, newline)
+            out = mask(b"-----\n" + wrapped + b"-----\n", [secret], matcher, 50)
+            core = base64.b64encode(b"\0" * len(prefix) + secret)[len(prefix) * 2 : -4]
+            assert MARK in out and not leaks(out, core, n=8), out
+
+
+def test_openssl_base64_and_a_pem_body(matcher: type[Matcher]) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    secret = bytes(range(256))  # binary: a DER key, say
+    for prefix in (b"", b"\x30\x82"):
+        text = subprocess.run(
+            ["openssl", "base64"], input=prefix + secret, capture_output=True, check=True
+        ).stdout
+        assert len(text.splitlines()[0]) == 64
+        pem = b"-----BEGIN KEY-----\n" + text + b"-----END KEY-----\n"
+        out = mask(pem, [secret], matcher, 33)
+        core = base64.b64encode(b"\0" * len(prefix) + secret)[len(prefix) * 2 : -4]
+        assert out.startswith(b"-----BEGIN KEY-----\n") and not leaks(out, core, n=8), out
+
+
+def test_wrapped_lines_of_other_text_stay_apart(matcher: type[Matcher]) -> None:
+    """A break after a short line is not a wrap: the secret's base64 split there is two words."""
+    core = base64.b64encode(SECRET)[:32]
+    text = b"A" * 10 + core[:12] + b"\n" + core[12:] + b"\n"
+    assert mask(text, [SECRET], matcher, 7) == text
+
+
+# 4b: secrets up to AWS's limit
+
+
+def test_a_secret_of_64_kib_and_its_encodings(matcher: type[Matcher]) -> None:
+    """Secrets Manager takes values up to 65,536 bytes (Hyperscan refuses such long patterns)."""
+    rnd = random.Random(64)
+    secret = bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz0123456789/+ ") for _ in range(65_536))
+    forms = [
+        secret,
+        base64.b64encode(b"u:" + secret),
+        quote(secret, safe="").encode(),
+        json.dumps(secret.decode()).encode(),
+    ]
+    data = b"".join(b"v=" + form + b";\n" for form in forms)
+    data += base64.encodebytes(secret) + b"almost " + secret[:-1] + b"\n"
+    out = mask(data, [secret], matcher, 8192)
+    assert out.count(MARK) == 5, out[:200]
+    assert out.startswith(b'v=***;\nv=dTo***;\nv=***;\nv="***";\n***')
+    assert out.endswith(b"\nalmost " + secret[:-1] + b"\n")  # a prefix alone is not the secret
+    masked = out[: -len(secret) - 8]
+    for form in [*forms, base64.b64encode(secret)]:
+        assert not leaks(masked, form, n=64)
+
+
+def test_the_runner_masks_a_64_kib_secret_given_whole_and_as_a_file(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The runner with a real child: a value at Secrets Manager's limit runs (it used to exit
+    215 building the masker) and is masked in what the child prints, in env and as a file."""
+    secret = bytes(
+        random.Random(7).choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345") for _ in range(65_536)
+    )
+    secrets = [
+        (SecretRef("BIG", "big"), Secret(secret)),
+        (SecretRef("BIG_FILE", "big", as_file=True), Secret(secret)),
+    ]
+    script = 'printf "env %s\\n" "$BIG"; printf "file "; cat "$BIG_FILE"; '
+    script += 'printf "\\nb64 "; base64 "$BIG_FILE"'
+    status = runner.run(["sh", "-c", script], secrets)
+    out = capfd.readouterr().out
+    assert status == 0
+    assert out.startswith("env ***\nfile ***\nb64 ***") and secret[:64].decode() not in out
 
 
 # 5: URL, JSON, shell
@@ -149,6 +248,109 @@ def test_shell_trace_quoting(matcher: type[Matcher], shell: str) -> None:
     ).stderr
     out = mask(trace, [secret.encode()], matcher, 9)
     assert b"sec" not in out and b"line two" not in out, out
+
+
+MIXED = "Pa55/wörd <&> it's (x)*!~ +Q=`\x1b"  # upper case, /, non-ASCII, HTML, control
+
+
+def lower_hex(text: str) -> str:
+    return re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), text)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        quote(MIXED, safe=""),
+        lower_hex(quote(MIXED, safe="")),
+        quote(MIXED),  # keeps /
+        lower_hex(quote(MIXED)),
+        quote_plus(MIXED),
+        lower_hex(quote_plus(MIXED)),
+    ],
+    ids=["all", "all-lower-hex", "keep-slash", "keep-slash-lower-hex", "plus", "plus-lower-hex"],
+)
+def test_percent_encodings_full_partial_and_lower_hex(matcher: type[Matcher], form: str) -> None:
+    out = mask(b"url=" + form.encode() + b"&next\n", [MIXED.encode()], matcher, 5)
+    assert out == b"url=***&next\n"
+
+
+def json_escape_html(text: str, *, upper: bool) -> str:
+    """Go's encoding/json (lower-case hex) and .NET's System.Text.Json (upper-case hex) escape
+    <, > and & (and .NET also ' + `) as \\uXXXX; Go is not installed here: emulated."""
+    escaped = json.dumps(text, ensure_ascii=False)[1:-1]
+    for ch in "<>&'+`" if upper else "<>&":
+        escaped = escaped.replace(ch, f"\\u{ord(ch):04X}" if upper else f"\\u{ord(ch):04x}")
+    return (
+        re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), escaped)
+        if upper
+        else escaped
+    )
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        json.dumps(MIXED)[1:-1],  # Python: \\u00f6 lower-case, \\u001b
+        re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), json.dumps(MIXED)[1:-1]),
+        json_escape_html(MIXED, upper=False),
+        json_escape_html(MIXED, upper=True),
+        json.dumps(MIXED).replace("/", "\\/")[1:-1],
+    ],
+    ids=["ascii-lower", "ascii-upper", "go-html-lower", "dotnet-html-upper", "slash"],
+)
+def test_json_unicode_escapes_in_either_case(matcher: type[Matcher], form: str) -> None:
+    out = mask(b'{"v": "' + form.encode() + b'"}', [MIXED.encode()], matcher, 4)
+    assert out == b'{"v": "***"}', out
+
+
+def test_node_encode_uri_component_and_json_stringify(matcher: type[Matcher]) -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    script = "const v = process.env.V; console.log(encodeURIComponent(v), JSON.stringify({v}))"
+    printed = subprocess.run(
+        ["node", "-e", script], env={"V": MIXED}, capture_output=True, check=True
+    ).stdout
+    assert b"(x)*!~" in printed  # encodeURIComponent keeps !'()*~
+    assert mask(printed, [MIXED.encode()], matcher, 6) == b'*** {"v":"***"}\n'
+
+
+@pytest.mark.parametrize("locale", ["C", "C.UTF-8"])
+def test_bash_trace_of_unprintable_characters(matcher: type[Matcher], locale: str) -> None:
+    """With no shell metacharacters, bash's `set -x` prints $'…': octal for control characters,
+    and for non-ASCII bytes too under LC_ALL=C."""
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    secret = "pässwörd\x01x\x1by\x7fz"
+    trace = subprocess.run(
+        ["bash", "-xc", "true $V"],
+        env={"V": secret, "PATH": "/usr/bin:/bin", "LC_ALL": locale},
+        capture_output=True,
+        check=True,
+    ).stderr
+    assert b"$'" in trace and (b"\\303" in trace) == (locale == "C")
+    assert mask(trace, [secret.encode()], matcher, 5) == b"+ true $'***'\n"
+
+
+def test_string_fields_of_a_json_secret(matcher: type[Matcher]) -> None:
+    """An RDS-style secret delivered whole: its password and host are masked wherever they
+    show up alone; ordinary words (the engine, the user name) and numbers stay readable."""
+    secret = json.dumps(
+        {
+            "engine": "postgres",
+            "username": "admin",
+            "password": "Tr0ub4dor&3",
+            "apiToken": "correcthorse",
+            "host": "db-7.internal.example",
+            "port": 5432,
+            "tags": ["Production", "read-only"],
+        }
+    ).encode()
+    log = b"connecting admin@db-7.internal.example:5432 (postgres, Production, read-only)\n"
+    log += b"PGPASSWORD=Tr0ub4dor%263 token=correcthorse\n"
+    out = mask(log, [secret], matcher, 7)
+    assert out == (
+        b"connecting admin@***:5432 (postgres, Production, read-only)\nPGPASSWORD=*** token=***\n"
+    )
 
 
 # 6: multi-line secrets
@@ -248,6 +450,60 @@ def test_any_chunking_equals_the_reference(
     assert result == reference(stream, patterns)
     for p in patterns:
         assert p not in result or p in MARK * len(p)
+
+
+@pytest.mark.parametrize("matcher_cls", MATCHERS, ids=lambda m: m.name)
+@settings(max_examples=150, deadline=None)
+@given(
+    secrets=st.lists(st.binary(min_size=4, max_size=60), min_size=1, max_size=3),
+    pieces=st.lists(
+        st.tuples(
+            st.binary(max_size=12),  # noise before
+            st.integers(0, 2),  # secret offset inside what is encoded
+            st.integers(0, 90),  # base64 characters before it on the line
+            st.sampled_from([16, 63, 64, 76]),  # line width (< 64: breaks are not wraps)
+            st.sampled_from([b"\n", b"\r\n"]),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    cuts=st.lists(st.integers(min_value=1, max_value=97), max_size=40),
+    data=st.data(),
+)
+def test_wrapped_base64_any_chunking_equals_the_reference(
+    matcher_cls: type[Matcher],
+    secrets: list[bytes],
+    pieces: list[tuple[bytes, int, int, int, bytes]],
+    cuts: list[int],
+    data: st.DataObject,
+) -> None:
+    patterns = [p for s in secrets for p in patterns_for(s)]
+    stream = b""
+    for noise, offset, lead, width, newline in pieces:
+        secret = data.draw(st.sampled_from(secrets))
+        encoded = base64.b64encode(bytes(offset) + secret + b"\xff")
+        filler = (base64.b64encode(noise * 30) or b"QUJD" * 30)[:lead]
+        stream += noise + wrap(filler + encoded, width, newline)
+    masker = Masker(Patterns(patterns, matcher_cls))
+    out, pos = [], 0
+    for n in cuts:
+        out.append(masker.feed(stream[pos : pos + n]))
+        assert masker.held <= masker.max_held
+        pos += n
+    out.append(masker.feed(stream[pos:]))
+    assert b"".join(out) + masker.flush() == reference(stream, patterns)
+
+
+def test_held_tail_stays_bounded_in_a_wrapped_blob(matcher: type[Matcher]) -> None:
+    """Pages of unrelated base64 hold back no more than a wrapped secret could span."""
+    compiled = Patterns(patterns_for(SECRET * 3), matcher)
+    masker = Masker(compiled)
+    blob = base64.encodebytes(random.Random(5).randbytes(200_000))
+    total = 0
+    for i in range(0, len(blob), 37):
+        total += len(masker.feed(blob[i : i + 37]))
+        assert masker.held <= compiled.max_held < 200
+    assert total + len(masker.flush()) == len(blob)
 
 
 def test_the_fastest_matcher_is_chosen_where_it_installs() -> None:

@@ -257,11 +257,11 @@ def test_expired_requests_and_leftovers_are_purged(
     record.write_text(json.dumps({**data, "expires": int(time.time()) - 1}))
     crashed = state / "0123456789abcdef.999.claimed"  # a run that died after claiming
     crashed.write_text(json.dumps({**data, "expires": int(time.time()) - 1}))
-    assert xtok("request", "--wait", "1m", "--secret", "A=a/b").code == 0
+    assert xtok("request", "--purge-after", "1m", "--secret", "A=a/b").code == 0
     assert not record.exists() and not crashed.exists() and len(list(state.iterdir())) == 1
     res = run_sealed(xtok, approve(xtok, old.code), old.ticket)
     assert res.code == 201 and "waited too long" in res.err
-    assert xtok("request", "--wait", "10s", "--secret", "A=a/b").code == 200
+    assert xtok("request", "--purge-after", "10s", "--secret", "A=a/b").code == 200
 
 
 def test_a_planted_fifo_or_link_does_not_hang_the_purge(

@@ -1,7 +1,5 @@
 """`python -m xtok`."""
 
-import sys
+from xtok.cli import entry
 
-from xtok.cli import main
-
-sys.exit(main())
+entry()

@@ -21,9 +21,10 @@ def is_unsafe(char: str) -> bool:
     return unicodedata.category(char) in _UNSAFE_CATEGORIES
 
 
-def shown(value: object) -> str:
-    """`value` as text with every unsafe character written as a visible escape (`\\x1b`)."""
-    text = str(value)
+def shown(value: object, limit: int | None = None) -> str:
+    """`value` (its first `limit` characters) as text with every unsafe character written as a
+    visible escape (`\\x1b`)."""
+    text = str(value)[:limit]
     if not any(is_unsafe(c) for c in text):
         return text
     return "".join(_escape(c) if is_unsafe(c) else c for c in text)

@@ -50,6 +50,14 @@ binding.setVariable('withEnv', { List vars, Closure body ->
     try { body.call() } finally { currentEnv.clear(); currentEnv.putAll(saved) }
 })
 
+binding.setVariable('string', { Map m -> [kind: 'string'] + m })
+binding.setVariable('withCredentials', { List bindings, Closure body ->
+    calls << [step: 'withCredentials', bindings: bindings]
+    Map saved = new LinkedHashMap(currentEnv)
+    bindings.each { Map b -> currentEnv[b.variable] = "value-of-${b.credentialsId}".toString() }
+    try { body.call() } finally { currentEnv.clear(); currentEnv.putAll(saved) }
+})
+
 def step = new GroovyShell(binding).parse(new File(varsFile))
 def result = null
 try {
@@ -61,6 +69,15 @@ try {
                                role: 'arn:aws:iam::123456789012:role/xtok-ci') {
                 './deploy.sh --env prod'
             }
+            break
+        case 'relay':
+            result = step.call(relay: 'https://relay.example.com', secrets: [DB_PASS: 'prod/db'],
+                               role: 'arn:aws:iam::123456789012:role/xtok-ci',
+                               oidcCredentialsId: 'xtok-id-token') { './deploy.sh' }
+            break
+        case 'relay-unproven':
+            result = step.call(relay: 'https://relay.example.com', secrets: [DB_PASS: 'prod/db'],
+                               relayKeyCredentialsId: 'xtok-relay-key') { './deploy.sh' }
             break
         case 'bad-secret':
             result = step.call(secrets: ['DB PASS': 'prod/db; rm -rf /']) { 'true' }

@@ -10,6 +10,16 @@
 // 3. The approver's sealed token opens only here, once, with the ticket: `xtok run --sealed`
 //    fetches the secrets and runs the command with them, its output masked.
 // Token and ticket reach xtok through the environment; never through a `sh` script text.
+//
+// With a relay there is no input step and the approver needs no Jenkins API token:
+//
+//   withExplodingToken(relay: 'https://relay.example.com', secrets: [DB_PASS: 'prod/db'],
+//                      oidcCredentialsId: 'xtok-id-token') { './deploy.sh' }
+//
+// One `xtok run --relay` process requests, waits for the approver (`xtok approve --relay`),
+// opens the sealed token and runs the command: the one-time key never touches disk. The
+// build's ID token (OpenID Connect Provider plugin credential, audience `xtok`) proves the
+// request; without it, a relay key (`relayKeyCredentialsId`) admits it, unproven.
 
 def call(Map args = [:], Closure body = null) {
     Map secrets = args.secrets ?: [:]
@@ -27,12 +37,16 @@ def call(Map args = [:], Closure body = null) {
         }
         words += ['--secret', "${name}=${secret}".toString()]
     }
-    if (!args.submitter) {
-        error('withExplodingToken: submitter: \'user-or-group\' is required (who may approve)')
-    }
     words += ['--duration', (args.duration ?: '15m').toString()]
     if (args.role) {
         words += ['--role', args.role.toString()]
+    }
+    if (args.relay) {
+        runViaRelay(args, words.drop(2), command)
+        return
+    }
+    if (!args.submitter) {
+        error('withExplodingToken: submitter: \'user-or-group\' is required (who may answer the input step)')
     }
     List<String> lines = sh(script: shellWords(words), returnStdout: true,
                             label: 'xtok request').trim().readLines()
@@ -68,6 +82,24 @@ def call(Map args = [:], Closure body = null) {
         sh(script: shellWords(['xtok', 'run', '--sealed', '--token-env', 'XTOK_TOKEN', '--']) +
                ' ' + command,
            label: 'xtok run --sealed')
+    }
+}
+
+private void runViaRelay(Map args, List<String> options, String command) {
+    String script = shellWords(['xtok', 'run', '--relay', args.relay.toString()] + options +
+                               ['--']) + ' ' + command
+    List bindings = []
+    if (args.oidcCredentialsId) {
+        bindings << string(credentialsId: args.oidcCredentialsId, variable: 'XTOK_OIDC_TOKEN')
+    }
+    if (args.relayKeyCredentialsId) {
+        bindings << string(credentialsId: args.relayKeyCredentialsId, variable: 'XTOK_RELAY_KEY')
+    }
+    Closure run = { sh(script: script, label: 'xtok run --relay') }
+    if (bindings) {
+        withCredentials(bindings, run)
+    } else {
+        run()
     }
 }
 

@@ -8,7 +8,7 @@ another job of the same user, which never sees this step's output.
 
 A key is *claimed* by renaming its record (atomic: one claimant wins); a claim that fails
 (a wrong ticket, a tampered token) puts the record back, so nothing but a successful open uses
-a key up. Records past their wait (`--wait`, default 24 h) are purged whenever a request is
+a key up. Records past their wait (`--purge-after`, default 24 h) are purged whenever a request is
 made or opened.
 """
 
@@ -146,6 +146,11 @@ def claim(ticket: Ticket, state_dir: Path) -> Iterator[tuple[RequestCode, bytes]
     claimed.unlink()
 
 
+def discard(ticket: Ticket, state_dir: Path) -> None:
+    """Remove the key of a request that will never be answered (denied, expired, refused)."""
+    (state_dir / f"{ticket.request_id}.json").unlink(missing_ok=True)
+
+
 def _unlock(path: Path, ticket: Ticket) -> tuple[RequestCode, bytes]:
     try:
         record = json.loads(path.read_text())
@@ -188,5 +193,5 @@ def _stale(entry: Path, now: float) -> bool:
 
 def check_wait(seconds: int) -> int:
     if not 60 <= seconds <= 30 * 86400:
-        raise UsageError("--wait must be between 1m and 30 days")
+        raise UsageError("--purge-after must be between 1m and 30 days")
     return seconds

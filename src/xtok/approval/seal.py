@@ -41,16 +41,11 @@ _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_PO
 TIP = "copy the whole sealed token again (line breaks and spaces inside it are fine)"
 
 
-def new_request(
-    identity: RunIdentity,
-    refs: tuple[SecretRef, ...],
-    duration: int,
-    role: str | None,
-    state_dir: Path,
-    wait: int = pending.DEFAULT_WAIT,
-) -> tuple[RequestCode, pending.Ticket]:
-    """Create a key pair, keep the private half in `state_dir` (encrypted to the ticket), and
-    return the request code (for the approver) and the ticket (for this run only)."""
+def new_request_in_memory(
+    identity: RunIdentity, refs: tuple[SecretRef, ...], duration: int, role: str | None
+) -> tuple[RequestCode, X25519PrivateKey]:
+    """A request code and its private key, which the caller keeps (relay mode: it never
+    touches a disk)."""
     key = X25519PrivateKey.generate()
     public = key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -68,6 +63,20 @@ def new_request(
         RequestCode.parse(request.encode())  # what the approver would refuse, refuse now
     except TokenError as exc:
         raise UsageError(exc.message, tip="check --job, --build, --build-url, --commit") from None
+    return request, key
+
+
+def new_request(
+    identity: RunIdentity,
+    refs: tuple[SecretRef, ...],
+    duration: int,
+    role: str | None,
+    state_dir: Path,
+    wait: int = pending.DEFAULT_WAIT,
+) -> tuple[RequestCode, pending.Ticket]:
+    """Create a key pair, keep the private half in `state_dir` (encrypted to the ticket), and
+    return the request code (for the approver) and the ticket (for this run only)."""
+    request, key = new_request_in_memory(identity, refs, duration, role)
     private = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
@@ -119,21 +128,28 @@ def open_sealed(
             tip="ask the approver to approve this run's request code",
         )
     with pending.claim(ticket, state_dir) as (request, private):
-        if not hmac.compare_digest(sealed.digest, request.digest()):
-            raise TokenError(
-                "the sealed token does not answer this run's request",
-                tip="ask the approver to approve this run's request code",
-            )
-        try:
-            key = X25519PrivateKey.from_private_bytes(private)
-            plain = _SUITE.decrypt(sealed.ciphertext, key, info=_INFO + request.digest())
-        except InvalidTag:
-            raise TokenError(
-                "the sealed token does not open: it was altered, or sealed for another request",
-                tip="ask the approver to approve this run's request code again",
-            ) from None
+        creds = open_with_key(sealed, request, X25519PrivateKey.from_private_bytes(private))
+    return request, creds
+
+
+def open_with_key(
+    sealed: SealedToken, request: RequestCode, key: X25519PrivateKey
+) -> tokens.Credentials:
+    """Open `sealed` if it answers `request`, whose private key is `key`."""
+    if not hmac.compare_digest(sealed.digest, request.digest()):
+        raise TokenError(
+            "the sealed token does not answer this run's request",
+            tip="ask the approver to approve this run's request code",
+        )
+    try:
+        plain = _SUITE.decrypt(sealed.ciphertext, key, info=_INFO + request.digest())
+    except InvalidTag:
+        raise TokenError(
+            "the sealed token does not open: it was altered, or sealed for another request",
+            tip="ask the approver to approve this run's request code again",
+        ) from None
     try:
         text = plain.decode()
     except UnicodeDecodeError:  # anyone may seal to a public key: the content is checked too
         raise TokenError("the sealed token holds no token", tip=TIP) from None
-    return request, tokens.parse(text)
+    return tokens.parse(text)

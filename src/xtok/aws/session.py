@@ -7,6 +7,7 @@ tokens included.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -88,18 +89,19 @@ class AwsConfig:
 
 
 def check_endpoint_url(url: str) -> str:
-    """`url` if it is an http(s) URL with a host; botocore would fail later, less clearly."""
+    """`url` if it is http(s)://HOST[:PORT][/PATH]; botocore would fail later, less clearly."""
     from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
         ok = False
-    if not ok:
+    ok = ok and url.isascii() and url.isprintable() and " " not in url
+    if not ok or parts.query or parts.fragment:
         raise UsageError(
-            f"endpoint URL {shown(url)!r} is not an http(s) URL",
+            f"endpoint URL {shown(url)!r} is not an http(s) URL of the form "
+            "http(s)://HOST[:PORT][/PATH]",
             tip="give the scheme, e.g. --endpoint-url http://127.0.0.1:4566",
         )
     return url
@@ -122,8 +124,14 @@ def region_of(sess: BotocoreSession) -> str | None:
     return str(region) if region else None
 
 
-def client(sess: BotocoreSession, service: str, config: AwsConfig) -> Any:
-    """A client with short timeouts and few retries: a CI step should fail fast and clearly."""
+def custom_endpoint(config: AwsConfig) -> bool:
+    """Whether calls go to another endpoint than AWS's own (--endpoint-url, AWS_ENDPOINT_URL)."""
+    return bool(config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def client(sess: BotocoreSession, service: str, config: AwsConfig, *, validate: bool = True) -> Any:
+    """A client with short timeouts and few retries: a CI step should fail fast and clearly.
+    `validate=False` skips botocore's check of parameters against AWS's documented minimums."""
     from botocore.config import Config
 
     region = region_of(sess)
@@ -139,35 +147,51 @@ def client(sess: BotocoreSession, service: str, config: AwsConfig) -> Any:
                     connect_timeout=5,
                     read_timeout=30,
                     retries={"max_attempts": 3, "mode": "standard"},
+                    **_validation(validate),
                 ),
             )
         except ValueError as exc:  # botocore's "Invalid endpoint: …"
             raise UsageError(str(exc), tip="e.g. --endpoint-url http://127.0.0.1:4566") from None
 
 
+def _validation(validate: bool) -> dict[str, Any]:
+    # Only ever turned off: an explicit True would override a profile's own setting.
+    return {} if validate else {"parameter_validation": False}
+
+
 def error_for(
-    code: str, message: str, what: str, scrub: Sequence[bytes] = (), *, with_token: bool = False
+    code: str,
+    message: str,
+    what: str,
+    scrub: Sequence[bytes] = (),
+    *,
+    with_token: bool = False,
+    denied_tip: str | None = None,
 ) -> Error:
     """The xtok error for an AWS error code. AWS's own words are kept where they tell the
     reader what to fix (a denial says which action, resource or MFA check failed); `with_token`
-    says the call was made with a token, so a denial may be the token's narrow scope."""
+    says the call was made with a token, so a denial may be the token's narrow scope;
+    `denied_tip` is the caller's tip for a denial AWS's words do not explain better."""
     known = _BY_CODE.get(code)
     detail = _scrubbed(" ".join(message.split()), scrub)
     if known and known[0] is AccessDenied:
         _, reason, _ = known
         why = f": {detail}" if detail else ""
-        return AccessDenied(f"{what}: {reason} ({code}){why}", tip=_denied_tip(detail, with_token))
+        tip = _denied_tip(detail, with_token, denied_tip)
+        return AccessDenied(f"{what}: {reason} ({code}){why}", tip=tip)
     if known:
         cls, reason, tip = known
         return cls(f"{what}: {reason} ({code})", tip=tip)
     return AwsError(f"{what}: {code}{': ' + detail if detail else ''}")
 
 
-def _denied_tip(message: str, with_token: bool) -> str:
+def _denied_tip(message: str, with_token: bool, fallback: str | None) -> str:
     if "invalid MFA one time pass code" in message:
         return "the MFA code was wrong or already used (each code works once): wait for the next"
     if "MultiFactorAuthentication" in message:
         return "check the MFA device (--mfa-serial, or mfa_serial in the profile): it must be yours"
+    if fallback:
+        return fallback
     if "sts:AssumeRole" in message:
         return (
             "the role's trust policy does not admit you (or wants MFA): check that it names "
@@ -189,7 +213,9 @@ def _scrubbed(message: str, scrub: Sequence[bytes]) -> str:
 
 
 @contextmanager
-def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
+def aws_errors(
+    what: str, *, scrub: Sequence[bytes] = (), denied_tip: str | None = None
+) -> Iterator[None]:
     """Translate botocore failures inside the block into xtok errors that start with `what`.
 
     `scrub` lists values (e.g. the secret being stored) that AWS or botocore might echo in a
@@ -205,13 +231,17 @@ def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
         code = str(
             err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         )
-        raise error_for(code, str(err.get("Message") or ""), what, scrub) from None
+        raise error_for(
+            code, str(err.get("Message") or ""), what, scrub, denied_tip=denied_tip
+        ) from None
     except bx.NoRegionError:
         raise ConfigError(f"{what}: no AWS region configured", tip=_TIP_REGION) from None
     except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound) as exc:
         raise ConfigError(f"{what}: {exc}", tip=_TIP_CREDENTIALS) from None
     except (bx.EndpointConnectionError, bx.ConnectionError, bx.HTTPClientError) as exc:
-        raise NetworkError(f"{what}: {type(exc).__name__}", tip=_TIP_NETWORK) from None
+        url = _shown_url(exc.kwargs.get("endpoint_url"))
+        where = f"no answer from {url}" if url else "no answer from the endpoint"
+        raise NetworkError(f"{what}: {where} ({type(exc).__name__})", tip=_TIP_NETWORK) from None
     except bx.ParamValidationError as exc:
         # botocore quotes offending values in this message: scrub before showing it.
         detail = _scrubbed(str(exc), scrub)
@@ -227,3 +257,13 @@ def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
 def not_aws(what: str) -> AwsError:
     """The error for an answer that is not an AWS service's (fail closed, never use it)."""
     return AwsError(f"{what}: the endpoint's answer is not an AWS answer", tip=_TIP_NOT_AWS)
+
+
+def _shown_url(url: object) -> str | None:
+    """The URL a connection failed on, without user info or query (they may hold credentials)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

@@ -6,7 +6,9 @@ Every failure is an `xtok.errors.Error`, printed as one line plus a tip, with it
 from __future__ import annotations
 
 import functools
+import importlib
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -15,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from xtok import __version__
+from xtok import VERSION_MESSAGE, __version__
 from xtok.duration import format_duration
 from xtok.errors import Error, ExitCode, Interrupted, UsageError
 
@@ -104,13 +106,52 @@ secrets_option = click.option(
 prefix_option = click.option("--prefix", metavar="P", help="All secrets whose name starts with P.")
 
 
-@click.group(context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="xtok")
+# Which module registers each top-level command: a command's module (and what it imports) is
+# loaded only when that command runs, so `xtok run` does not pay for `xtok approve`.
+COMMAND_MODULES = {
+    "approve": "tokens",
+    "audit": "server",
+    "demo": "server",
+    "inbox": "inbox",
+    "inspect": "tokens",
+    "policy": "policy",
+    "relay": "relay",
+    "request": "tokens",
+    "revoke": "policy",
+    "run": "run",
+    "secret": "secret",
+    "server": "server",
+    "setup": "policy",
+    "token": "tokens",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"xtok.cli.{COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+
+def load_all() -> click.Group:
+    """The group with every command registered (for callers that walk `cli.commands`)."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"xtok.cli.{module}")
+    return cli
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="xtok", message=VERSION_MESSAGE)
 def cli() -> None:
     """xtok: exploding tokens for CI.
 
     A privileged CI run uses a permanent secret only while a human-approved,
     short-lived AWS credential is alive. CI keeps no permanent secret.
+
+    New here? `xtok demo` shows the whole flow against a throw-away local endpoint.
     """
 
 
@@ -255,9 +296,25 @@ def ask_mfa_code(serial: str) -> str:
     return str(click.prompt(f"MFA code for {serial}", err=True)).strip()
 
 
+def hidden_prompt(text: str) -> str:
+    """A hidden answer on the terminal (may be empty)."""
+    return str(click.prompt(text, hide_input=True, err=True, default="", show_default=False))
+
+
+def confirm(text: str) -> bool:
+    """Yes or no on the terminal, asked again in xtok's voice (not click's "Error: …")."""
+    while True:
+        answer = str(click.prompt(f"{text} [y/N]", default="", show_default=False, err=True))
+        if answer.strip().lower() in ("", "n", "no"):
+            return False
+        if answer.strip().lower() in ("y", "yes"):
+            return True
+        note("please answer y or n")
+
+
 def read_stdin() -> str:
     if stdin_is_tty():
-        return str(click.prompt("Token", hide_input=True, err=True))
+        return hidden_prompt("Token")
     return stdin_bytes().decode("utf-8", "replace")
 
 
@@ -276,6 +333,9 @@ def completion(shell: str) -> None:
     click.echo(cls(cli, {}, "xtok", "_XTOK_COMPLETE").source())
 
 
+_COMMAND_WORD = re.compile(r"[a-z][a-z-]{0,23}")  # what a mistyped command name looks like
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run xtok; return its exit status. Never lets a traceback reach the user."""
     try:
@@ -292,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if message.startswith("Got unexpected extra argument"):
             # It may be a value someone meant to pass (a secret, a token): never echo it.
             message = "unexpected extra argument (not shown: xtok never echoes argument values)"
+        elif isinstance(exc, click.exceptions.NoSuchCommand) and not _COMMAND_WORD.fullmatch(
+            exc.command_name
+        ):  # a pasted token in a command's place: not echoed either
+            message = "no such command (not shown: xtok never echoes argument values)"
         hint = f"\n  tip: see `{exc.ctx.command_path} --help`" if exc.ctx else ""
         click.echo(f"xtok: error: {message}{hint}", err=True)
         return int(ExitCode.USAGE)

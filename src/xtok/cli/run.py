@@ -70,6 +70,30 @@ def _exit_code_table() -> str:
     help="With --sealed: the variable that holds this run's ticket (line 2 of `xtok request`).",
 )
 @click.option(
+    "--relay",
+    "relay_url",
+    metavar="URL",
+    help="Request through this relay, wait for the approval and run, all in this process "
+    "(the one-time key never touches disk).",
+)
+@click.option(
+    "--duration",
+    metavar="DURATION",
+    default="15m",
+    show_default=True,
+    envvar="XTOK_DURATION",
+    show_envvar=True,
+    help="With --relay: the lifetime to request.",
+)
+@click.option(
+    "--role",
+    "role_arn",
+    metavar="ARN",
+    envvar="XTOK_ROLE",
+    show_envvar=True,
+    help="With --relay: the role the approver should assume.",
+)
+@click.option(
     "--min-ttl",
     metavar="DURATION",
     default="60s",
@@ -78,7 +102,7 @@ def _exit_code_table() -> str:
     show_envvar=True,
     help="Refuse a token with less life left than this.",
 )
-@aws_options(profile=False)
+@aws_options()
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(
     token_stdin: bool,
@@ -89,6 +113,9 @@ def run_cmd(
     sealed: bool,
     state_dir: Path | None,
     ticket_env: str,
+    relay_url: str | None,
+    duration: str,
+    role_arn: str | None,
     min_ttl: str,
     command: tuple[str, ...],
     aws: Any,
@@ -100,6 +127,9 @@ def run_cmd(
 
     \b
     xtok run --sealed --token-file approval.txt -- ./deploy.sh   # ticket in $XTOK_TICKET
+
+    \b
+    xtok run --relay https://relay.example --secret DB_PASS=prod/db -- ./deploy.sh
 
     The command gets the secrets, never the token or any AWS credential.
     Tokens are never accepted on the command line.
@@ -113,6 +143,10 @@ def run_cmd(
     make_undumpable()
     _refuse_token_as_command(command)
     refs = parse_refs(secret_specs, secret_file_specs)
+    if relay_url:
+        if sealed or token_stdin or token_file or token_env:
+            raise UsageError("--relay brings its own token", tip="drop --sealed/--token-*")
+        return _run_via_relay(relay_url, refs, duration, role_arn, min_ttl, command, aws)
     if sealed and refs:
         raise UsageError(
             "--sealed takes its secrets from the request",
@@ -143,6 +177,31 @@ def run_cmd(
         drop_env=[v for v in (var, ticket_env) if v],
         stdin_devnull=token_stdin and not stdin_is_tty(),
     )
+
+
+def _run_via_relay(
+    relay_url: str,
+    refs: list[Any],
+    duration: str,
+    role_arn: str | None,
+    min_ttl: str,
+    command: tuple[str, ...],
+    aws: Any,
+) -> int:
+    from xtok.aws.fetch import fetch
+    from xtok.aws.mint import MAX_ROLE_DURATION, MIN_DURATION
+    from xtok.cli.relay_flows import run_via_relay
+    from xtok.run import runner
+
+    if not refs:
+        raise UsageError("no secret requested", tip="add --secret ENV=NAME")
+    seconds = parse_duration(duration)
+    if not MIN_DURATION <= seconds <= MAX_ROLE_DURATION:
+        raise UsageError(f"--duration {duration} is outside 15m00s-12h00m00s")
+    _, creds = run_via_relay(relay_url, refs, seconds, role_arn, os.environ)
+    creds.check_fresh(utcnow(), parse_duration(min_ttl))
+    # The relay key and the CI's ID token are XTOK_* variables: the runner never passes them on.
+    return runner.run(command, fetch(refs, creds, aws))
 
 
 _TOKEN_LIKE = re.compile(r"^(xtok[rs]?\d+\.|\{)")

@@ -9,7 +9,9 @@ import click
 from xtok.cli.app import (
     aws_options,
     cli,
+    hidden_prompt,
     json_option,
+    note,
     prefix_option,
     print_json,
     stdin_bytes,
@@ -86,15 +88,7 @@ def _read_secret_value(from_file: str | None, keep_newline: bool) -> Any:
         except OSError as exc:
             raise UsageError(f"cannot read {from_file}: {exc.strerror}") from None
     elif from_file is None and stdin_is_tty():
-        text = click.prompt(
-            "Secret value",
-            hide_input=True,
-            confirmation_prompt=True,
-            err=True,
-            default="",
-            show_default=False,
-        )
-        raw = text.encode()
+        raw = _prompt_twice().encode()
     else:
         raw = stdin_bytes()
     if not keep_newline:
@@ -106,6 +100,19 @@ def _read_secret_value(from_file: str | None, keep_newline: bool) -> Any:
     if not raw:
         raise UsageError("the secret value is empty")
     return Secret(raw)
+
+
+def _prompt_twice(attempts: int = 3) -> str:
+    """The value typed twice alike, hidden (click's own confirmation speaks in its voice)."""
+    for _ in range(attempts):
+        first = hidden_prompt("Secret value")
+        if first == hidden_prompt("Repeat for confirmation"):
+            return first
+        note("the two values differ; type the same value twice")
+    raise UsageError(
+        f"the two values differed {attempts} times: nothing was stored",
+        tip="or give the value on stdin or with --from-file",
+    )
 
 
 @secret.command("ls")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ data_option = click.option(
 key_file_option = click.option(
     "--master-key-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Master key file (default: $XTOK_SERVER_MASTER_KEY, else ~/.config/xtok/master.key).",
+    help="File holding the master key (default: ~/.config/xtok/master.key). Instead of a file, "
+    "XTOK_SERVER_MASTER_KEY may hold the key itself (base64, as in the file; not a path).",
 )
 
 
@@ -164,12 +166,31 @@ def _serve_dev(
 
     from xtok.server.app import Endpoint
     from xtok.server.bootstrap import bind, create_admin, serve
-    from xtok.server.crypto import new_key
+    from xtok.server.crypto import (
+        MASTER_KEY_ENV,
+        encode_key,
+        load_master_key,
+        new_key,
+        write_private,
+    )
 
+    keep_key = key_file is not None or bool(os.environ.get(MASTER_KEY_ENV))
+    if data is not None and not keep_key:
+        raise UsageError(
+            "--dev --data keeps the data, but its master key would be thrown away",
+            tip="add --master-key-file FILE (created when missing) to read it later, "
+            "e.g. with `xtok audit`",
+        )
+    if key_file is not None and not key_file.exists():
+        key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(key_file, encode_key(new_key()) + "\n")
     directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # uvicorn shuts down on SIGTERM, then re-raises it: without a handler of ours that would
+    # kill the process before the `finally` below removes the throw-away data.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        master = _master_key(key_file) if key_file else new_key()
+        master = load_master_key(key_file) if keep_key else new_key()
         endpoint = Endpoint(directory, master, min_duration=min_duration)
         key = create_admin(endpoint)
         sock = bind(host, port)
@@ -177,11 +198,22 @@ def _serve_dev(
         url = f"{scheme}://{host}:{sock.getsockname()[1]}"
         click.echo(_exports(url, key, endpoint.settings.region), nl=True)
         sys.stdout.flush()
-        note(f"dev endpoint on {url} (throw-away data; sessions from {min_duration} s)")
-        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key)
+        kept = f"data kept in {directory}" if data else "throw-away data"
+        note(f"dev endpoint on {url} ({kept}; sessions from {min_duration} s)")
+        from xtok.relay.app import create, dev_config
+
+        relay = create(
+            dev_config(url, endpoint.settings.account, os.environ), directory / "relay.db"
+        )
+        note(f"dev relay on {url}/relay")
+        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, relay=relay)
     finally:
         if data is None:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @server.command("init")
@@ -233,9 +265,27 @@ def server_init(data: Path | None, master_key_file: Path | None, account: str, r
 @data_option
 @key_file_option
 @click.option("--verify", is_flag=True, help="Check the hash chain; exit non-zero if broken.")
+@click.option(
+    "--action",
+    "actions",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only rows of these actions, e.g. sts:AssumeRole or 'secretsmanager:*' (repeatable).",
+)
 @json_option
-def audit_cmd(data: Path | None, master_key_file: Path | None, verify: bool, as_json: bool) -> int:
-    """Print the local endpoint's audit log (who did what, allowed or not; never a value)."""
+def audit_cmd(
+    data: Path | None,
+    master_key_file: Path | None,
+    verify: bool,
+    actions: tuple[str, ...],
+    as_json: bool,
+) -> int:
+    """Print the local endpoint's audit log (who did what, allowed or not; never a value).
+
+    For a `xtok server --dev` endpoint, start it with --data and --master-key-file to keep them.
+    """
+    from fnmatch import fnmatchcase
+
     endpoint = _open_endpoint(data, master_key_file)
     if verify:
         problems = endpoint.audit.verify()
@@ -248,20 +298,58 @@ def audit_cmd(data: Path | None, master_key_file: Path | None, verify: bool, as_
             )
         note("audit log intact")
         return 0
-    rows = [{"seq": seq, **rec.__dict__} for seq, rec in endpoint.audit.rows()]
+    rows = [
+        {"seq": seq, **rec.__dict__}
+        for seq, rec in endpoint.audit.rows()
+        if not actions or any(fnmatchcase(rec.action, p) for p in actions)
+    ]
     if as_json:
         print_json(rows)
-        return 0
-    for row in rows:
-        who = row["principal"] or "-"
-        if row["source_identity"]:
-            who += f" (by {row['source_identity']})"
-        outcome = row["decision"] + (f" {row['error']}" if row["error"] else "")
-        click.echo(
-            f"{row['seq']:>6} {row['time']} {outcome:<24} {row['action']:<34} "
-            f"{row['resource'] or '-'} {who}"
-        )
+    else:
+        _print_table(rows, endpoint.settings.account)
     return 0
+
+
+AUDIT_COLUMNS = ("#", "time (UTC)", "outcome", "action", "principal", "approved by")
+
+
+def _print_table(rows: list[dict[str, Any]], account: str) -> None:
+    """Aligned columns under a header; ARNs of the endpoint's own account shortened (--json
+    has them whole); the resource last, as it is the longest."""
+    note(f"account {account}; its ARNs are shortened (`--json` shows them whole)")
+    own = re.compile(rf"^arn:aws:[a-z-]+:[a-z0-9-]*:{account}:")
+    table = [[*AUDIT_COLUMNS, "resource"]]
+    for row in rows:
+        table.append(
+            [
+                str(row["seq"]),
+                row["time"][:19].replace("T", " "),
+                row["decision"] + (f" {row['error']}" if row["error"] else ""),
+                row["action"],
+                own.sub("", row["principal"] or "(unauthenticated)"),
+                _approver(row),
+                own.sub("", row["resource"] or "-"),
+            ]
+        )
+    table = [[_printable(cell) for cell in line] for line in table]
+    widths = [max(len(line[i]) for line in table) for i in range(len(AUDIT_COLUMNS))]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        click.echo("  ".join([*cells, line[-1]]).rstrip())
+
+
+def _approver(row: dict[str, Any]) -> str:
+    """The session's SourceIdentity (xtok sets it to the approver); a session without one says
+    so, since then nothing names the person behind it."""
+    if row["source_identity"]:
+        return str(row["source_identity"])
+    principal = row["principal"] or ""
+    return "(no SourceIdentity)" if ":assumed-role/" in principal or row["session_name"] else "-"
+
+
+def _printable(text: str) -> str:
+    """Caller-given text with control and bidi characters escaped (it reaches a terminal)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class AuditBroken(Error):
@@ -273,8 +361,8 @@ def demo_cmd() -> int:
     """Run the whole flow, narrated, against a throw-away local endpoint.
 
     Stores a secret, sets up the role, mints a scoped token with MFA, runs a masked pipeline
-    step, shows a secret outside the scope denied, a token exploding, a revocation and the
-    audit trail.
+    step, shows a secret outside the scope denied, a token exploding, a sealed token opened
+    once in its own run only, a revocation and the audit trail.
     """
     from xtok import demo
 

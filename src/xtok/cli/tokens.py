@@ -14,6 +14,7 @@ from xtok.cli.app import (
     aws_options,
     cli,
     clock,
+    confirm,
     duration_option,
     emit_token,
     json_option,
@@ -75,11 +76,13 @@ def token_cmd(
 ) -> None:
     """Mint a short-lived token with your own AWS identity and print it on one line."""
     from xtok.aws.mint import MintRequest, mint
+    from xtok.aws.session import custom_endpoint
     from xtok.tokens import token as tokens
 
     target = target_of(secrets, prefix) if (secrets or prefix) else None
     req = MintRequest(
         duration=parse_duration(duration),
+        custom_endpoint=custom_endpoint(aws),
         role_arn=role_arn,
         target=target,
         label=label,
@@ -104,13 +107,24 @@ def token_cmd(
 def inspect_cmd(token_text: str | None, as_json: bool) -> None:
     """Show what a token is: kind, key id (last 4), expiry, scope. Never its secret parts.
 
-    Reads stdin when TOKEN is - or absent (or $XTOK_TOKEN when stdin is a terminal).
+    Reads stdin when TOKEN is -. With no TOKEN: stdin when it is not a terminal and not
+    empty, else $XTOK_TOKEN, else (on a terminal) a hidden prompt.
     """
     from xtok.tokens import token as tokens
 
-    if token_text is None or token_text == "-":  # noqa: S105 - "-" means stdin
-        env = os.environ.get(TOKEN_ENV_DEFAULT)
-        text = env if (token_text is None and stdin_is_tty() and env) else read_stdin()
+    env = os.environ.get(TOKEN_ENV_DEFAULT, "")
+    if token_text == "-":  # noqa: S105 - "-" means stdin
+        text = read_stdin()
+    elif token_text is None:
+        text = "" if stdin_is_tty() else read_stdin()
+        text = text if text.strip() else env
+        if not text.strip() and stdin_is_tty():
+            text = read_stdin()
+        if not text.strip():
+            raise UsageError(
+                f"no token to inspect: none on stdin and ${TOKEN_ENV_DEFAULT} is not set",
+                tip=f"pipe it in (`xtok inspect - < FILE`) or set ${TOKEN_ENV_DEFAULT}",
+            )
     else:
         warn("a token on the command line lands in shell history; prefer `xtok inspect -`")
         text = token_text
@@ -204,7 +218,7 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
 @role_option("The role the approver should assume (they may name another).")
 @state_dir_option
 @click.option(
-    "--wait",
+    "--purge-after",
     metavar="DURATION",
     default="24h",
     show_default=True,
@@ -215,18 +229,33 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
 @click.option("--build", help="Build number (default: detected).")
 @click.option("--build-url", help="Build URL (default: detected).")
 @click.option("--commit", help="Commit (default: detected).")
+@click.option(
+    "--relay",
+    "relay_url",
+    metavar="URL",
+    envvar="XTOK_RELAY_URL",
+    show_envvar=True,
+    help="With --wait: post the request to this relay (with the CI's OIDC proof).",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait on the relay for the answer; print the sealed token (exit non-zero on denial).",
+)
 def request_cmd(
     secret_specs: tuple[str, ...],
     secret_file_specs: tuple[str, ...],
     duration: str,
     role_arn: str | None,
     state_dir: Path | None,
-    wait: str,
+    purge_after: str,
     ci_kind: str | None,
     job: str | None,
     build: str | None,
     build_url: str | None,
     commit: str | None,
+    relay_url: str | None,
+    wait: bool,
 ) -> None:
     """Ask for a sealed token (pipeline side): print a request code and this run's ticket.
 
@@ -238,6 +267,10 @@ def request_cmd(
     The one-time private key stays in a private state directory, encrypted to the ticket:
     only this run can open the token that `xtok approve` seals for the code. The run's
     identity (CI, job, build, commit) is detected for Jenkins, GitHub Actions and GitLab CI.
+
+    With --relay URL --wait it posts the request (proven by the CI's OIDC token where there
+    is one) and prints, once approved, the sealed token instead of the code (the ticket stays
+    line 2).
     """
     from xtok.approval import ci, pending, seal
     from xtok.aws.mint import MAX_ROLE_DURATION, MIN_DURATION
@@ -254,14 +287,30 @@ def request_cmd(
     identity = ci.identify(
         os.environ, ci=ci_kind, job=job, build=build, url=build_url, commit=commit
     )
+    if wait:
+        from xtok.approval.relay_client import check_url
+
+        relay_url = check_url(relay_url)  # before a key is made for nothing
+    directory = state_dir or pending.default_state_dir()
     request, ticket = seal.new_request(
         identity,
         tuple(refs),
         seconds,
         role_arn,
-        state_dir or pending.default_state_dir(),
-        pending.check_wait(parse_duration(wait)),
+        directory,
+        pending.check_wait(parse_duration(purge_after)),
     )
+    if wait and relay_url:
+        from xtok.cli.relay_flows import post_and_wait
+
+        try:
+            sealed = post_and_wait(relay_url, request, os.environ)
+        except BaseException:
+            pending.discard(ticket, directory)  # never answered: its key is of no use
+            raise
+        click.echo(sealed)
+        click.echo(ticket.encode())
+        return
     click.echo(request.encode())
     click.echo(ticket.encode())
     note(
@@ -272,7 +321,16 @@ def request_cmd(
 
 
 @cli.command("approve")
-@click.argument("code", metavar="REQUEST_CODE")
+@click.argument("code", metavar="[REQUEST_CODE]", required=False)
+@click.option(
+    "--relay",
+    "relay_url",
+    metavar="URL",
+    help="Pick the request from this relay's inbox and answer there (default: $XTOK_RELAY_URL "
+    "when no REQUEST_CODE is given).",
+)
+@click.option("--pick", metavar="ID", help="With --relay: the request to review (else: a list).")
+@click.option("--deny", "deny_reason", metavar="REASON", help="With --relay: deny, with a reason.")
 @role_option("The role to assume (default: the one the request names).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripted use).")
 @click.option("--copy", is_flag=True, help="Copy the sealed token to the clipboard.")
@@ -290,7 +348,10 @@ def request_cmd(
 @mfa_options
 @aws_options()
 def approve_cmd(
-    code: str,
+    code: str | None,
+    relay_url: str | None,
+    pick: str | None,
+    deny_reason: str | None,
     role_arn: str | None,
     yes: bool,
     copy: bool,
@@ -305,67 +366,66 @@ def approve_cmd(
     Shows what is being approved and asks to confirm. Mints with your own identity an
     AssumeRole session whose session policy names exactly the requested secrets, and prints
     the sealed token (safe to paste anywhere: only the requesting run can open it, once).
-    REQUEST_CODE may be - to read it from stdin.
+    REQUEST_CODE may be - to read it from stdin. Without it, the request comes from the relay
+    (--relay or $XTOK_RELAY_URL): log in with your AWS identity, list, pick, review, answer.
+    A CI's OIDC proof is verified here, never trusted from the relay.
     """
-    from xtok.approval import seal
+    from xtok.approval import review, seal
     from xtok.approval.request import RequestCode
-    from xtok.aws.mint import MintRequest, mint
+    from xtok.aws.mint import mint
+    from xtok.cli import relay_flows
 
     if jenkins_url:  # before anything is minted
         from xtok.approval.jenkins import check_build_url
 
         check_build_url(jenkins_url, insecure_http=insecure_http)
-    request = RequestCode.parse(read_stdin() if code == "-" else code)
+    reviewed = None
+    if code is None:
+        reviewed = relay_flows.pick_from_inbox(
+            relay_url or os.environ.get("XTOK_RELAY_URL") or "", aws, pick
+        )
+        if reviewed is None:
+            return
+        if deny_reason is not None:
+            relay_flows.deny(reviewed, deny_reason)
+            return
+        code = str(reviewed.entry.get("request", ""))
+    elif relay_url or pick or deny_reason:
+        raise UsageError("--relay, --pick and --deny replace REQUEST_CODE", tip="drop one")
+    from_stdin = reviewed is None and code == "-"  # a relay's "-" is no request, not stdin
+    request = RequestCode.parse(read_stdin() if from_stdin else code)
     role = role_arn or request.role
     if role is None:
         raise UsageError("the request names no role", tip="pass --role ARN")
-    who = request.identity
-    lines = [
-        ("CI", who.ci),
-        ("job", who.job or "-"),
-        ("build", (who.build or "-") + (f"  ({who.url})" if who.url else "")),
-        ("commit", who.commit or "-"),
-        (
-            "secrets",
-            ", ".join(
-                f"{r.env}={r.label}" + (" (file)" if r.as_file else "") for r in request.secrets
-            ),
-        ),
-        ("lifetime", format_duration(request.duration)),
-        ("role", role + ("  (not the one requested)" if request.role not in (None, role) else "")),
-        ("request", f"{request.id}  key {request.fingerprint}"),
-    ]
+    proof = reviewed.entry.get("proof") if reviewed else None
+    history = review.History()
+    changes = review.differences(request, role, bool(proof), history.last(request))
     click.echo("xtok: approve this run?", err=True)
     width = terminal_width()
-    for key, value in lines:
+    for key, value in review.rows(request, role):
         for line in field_lines(f"  {key + ':':<10}", value, width):
             click.echo(line, err=True)
+    # The colour is xtok's, the claims are not: they are escaped and wrapped like any field.
+    for key, text, colour in relay_flows.proof_lines(proof, request):
+        for line in field_lines(f"  {key + ':':<10}", text, width):
+            click.echo(click.style(line, fg=colour) if colour else line, err=True)
+    for change in changes:
+        for line in field_lines(f"  {'differs:':<10}", change, width):
+            click.echo(click.style(line, fg="yellow"), err=True)
     if not yes:
-        if not stdin_is_tty() or code == "-":
+        if not stdin_is_tty() or from_stdin:
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")
-        if not click.confirm("Approve?", default=False, err=True):
+        if not confirm("Approve?"):
+            if reviewed is not None:
+                relay_flows.offer_denial(reviewed)
             raise Interrupted("not approved: nothing was minted")
-    req = MintRequest(
-        duration=request.duration,
-        role_arn=role,
-        target=target_of([r.name for r in request.secrets], None),
-        label=who.label if (who.job or who.build) else f"xtok-{request.id}",
-        mfa_serial=mfa_serial,
-        mfa_code=mfa_code,
-        tags=tuple(
-            (f"xtok:{k}", v)
-            for k, v in (
-                ("job", who.job),
-                ("build", who.build),
-                ("commit", who.commit),
-                ("request", request.id),
-            )
-            if v
-        ),
-    )
+    req = review.mint_request(request, role, mfa_serial, mfa_code)
     creds = mint(aws, req, utcnow(), ask_mfa_code)
     text = seal.seal(request, creds).encode()
-    if jenkins_url:
+    if reviewed is not None:
+        reviewed.relay.approve(request.id, text)
+        note(f"sealed token posted to {reviewed.relay.url} for request {request.id}")
+    elif jenkins_url:
         from xtok.approval.jenkins import submit
 
         try:
@@ -380,3 +440,4 @@ def approve_cmd(
             note(f"explodes at {clock(creds.expiration)}")
     else:
         emit_token(text, creds, copy=copy, what="sealed token")
+    history.record(request, role, proven=bool(proof))  # once delivered (or shown)

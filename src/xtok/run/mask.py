@@ -1,47 +1,116 @@
 """Masking secret values in a byte stream, at close to pipe speed.
 
 `Masker.feed` takes arbitrary chunks and returns what may be written now: every occurrence of
-any pattern is replaced by `***` (overlapping or touching occurrences become one `***`), the
-longest tail that could still grow into a pattern is held back (never more than the longest
-pattern minus one byte), and everything else comes out at once. The output equals masking the
-whole stream in one piece, whatever the chunking; memory is bounded by the held tail.
+any pattern is replaced by `***` (overlapping or touching occurrences become one `***`), and so
+is every occurrence, across wrapped lines, of a base64-only pattern (see `xtok.run.unwrap`). The
+longest tail that could still grow into an occurrence is held back (at most `Patterns.max_held`
+bytes) and everything else comes out at once. The output equals masking the whole stream in one
+piece, whatever the chunking; memory is bounded by the held tail.
 
-Matching is done by `xtok.run.matcher` (Hyperscan, else Aho-Corasick in Rust, else Python).
+Matchers (`xtok.run.matcher`) see at most KEY bytes of a pattern: longer patterns (secrets up to
+AWS's 64 KiB, and their encodings) are confirmed here where their first KEY bytes occur.
 """
 
 from __future__ import annotations
 
 import sys
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from xtok.run.matcher import Matcher, Span, best
+from xtok.run import unwrap
+from xtok.run.matcher import Matcher, best, small
 from xtok.run.variants import MIN_SECRET_LEN
 
 MARK = b"***"
+KEY = 16
 _PROBE = 4  # pattern prefixes this long locate candidate tails quickly
+Span = tuple[int, int]
+Build = Callable[[Sequence[bytes]], Matcher]
 
 
-class Patterns:
-    """A compiled pattern set, shared by the maskers of one run (stdout and stderr)."""
+class _Literals:
+    """Exact occurrences of a set of patterns, and which tail of a buffer may still become one.
 
-    def __init__(self, patterns: Iterable[bytes], matcher: type[Matcher] | None = None) -> None:
-        self.items = sorted({p for p in patterns if p})
-        self.longest = max(map(len, self.items), default=0)
-        build = matcher or best
-        self.matcher = build(self.items) if self.items else None
-        probes = {p[:_PROBE] for p in self.items if len(p) > _PROBE}
-        self._probe = build(sorted(probes)) if probes else None
-        self._short = {p[:n] for p in self.items for n in range(1, min(_PROBE, len(p) - 1) + 1)}
+    With `anchored`, a wrappable pattern is keyed by its prefix anchor and its other anchors are
+    matched too (`xtok.run.unwrap`); a hit on one reports where a wrapped occurrence may be,
+    unless the pattern it belongs to lies right there unbroken.
+    """
 
-    def undecided_tail(self, buf: bytes) -> int:
-        """Length of the longest tail of `buf` that is a proper prefix of some pattern."""
-        window = min(self.longest - 1, len(buf))
+    def __init__(self, items: list[bytes], build: Build, aux: Build, anchored: bool) -> None:
+        self.items = items  # sorted
+        self.longest = max(map(len, items), default=0)
+        keys: dict[bytes, int] = {}
+        # Per key: its length, the pattern's length if it is one, longer patterns it starts,
+        # and (pattern, offset) of the wrappable patterns it is an anchor of.
+        sizes: list[int] = []
+        exact: list[int] = []
+        longer: list[tuple[bytes, ...]] = []
+        owners: list[tuple[tuple[bytes, int], ...]] = []
+
+        def index(key: bytes) -> int:
+            i = keys.setdefault(key, len(sizes))
+            if i == len(sizes):
+                sizes.append(len(key))
+                exact.append(0)
+                longer.append(())
+                owners.append(())
+            return i
+
+        for p in items:
+            wraps = anchored and isinstance(p, unwrap.Wrappable)
+            key = p[: unwrap.prefix_len(p)] if wraps else p[:KEY]
+            i = index(key)
+            if len(key) == len(p):
+                exact[i] = len(p)
+            else:
+                longer[i] += (p,)
+            if wraps:
+                owners[i] += ((p, 0),)
+                for anchor, offset in unwrap.anchors(p):
+                    owners[index(anchor)] += ((p, offset),)
+        self._info = list(zip(sizes, exact, longer, owners, strict=True))
+        self.matcher = build(list(keys)) if keys else None
+        probes = {p[:_PROBE] for p in items if len(p) > _PROBE}
+        self._probe = aux(sorted(probes)) if probes else None  # scans a few dozen bytes
+
+    def scan(self, buf: bytes) -> tuple[list[Span], list[int], int]:
+        """(occurrences, starts of anchors to look around, start of the longest undecided tail)."""
+        spans: list[Span] = []
+        anchors: list[int] = []
+        undecided = len(buf)
+        if self.matcher is None:
+            return spans, anchors, undecided
+        info = self._info
+        for i, end in self.matcher.hits(buf):
+            size, exact, longer, owners = info[i]
+            if exact:
+                spans.append((end - exact, end))
+            if longer:
+                start = end - size
+                for p in longer:
+                    if buf.startswith(p, start):
+                        spans.append((start, start + len(p)))
+                    elif (
+                        start < undecided
+                        and start + len(p) > len(buf)  # it may still come whole
+                        and p.startswith(buf[start:])
+                    ):
+                        undecided = start
+            if owners:
+                start = end - size
+                if not all(o <= start and buf.startswith(p, start - o) for p, o in owners):
+                    anchors.append(start)
+        short = len(buf) - self._short_tail(buf)
+        return spans, anchors, min(undecided, short)
+
+    def _short_tail(self, buf: bytes) -> int:
+        """Length of the longest tail shorter than KEY that is a proper prefix of a pattern."""
+        window = min(self.longest - 1, KEY - 1, len(buf))
         if window <= 0:
             return 0
         tail = buf[len(buf) - window :]
         # Candidates: where a pattern's first _PROBE bytes occur, plus the last few bytes.
-        starts = sorted({s for s, _ in self._probe.spans(tail, window)} if self._probe else ())
+        starts = sorted({end - _PROBE for _, end in self._probe.hits(tail)} if self._probe else ())
         starts += [window - n for n in range(min(_PROBE, window), 0, -1)]
         for start in starts:
             if self._is_proper_prefix(tail[start:]):
@@ -49,13 +118,37 @@ class Patterns:
         return 0
 
     def _is_proper_prefix(self, piece: bytes) -> bool:
-        if len(piece) <= _PROBE and piece not in self._short:
-            return False
         i = bisect_left(self.items, piece)
         for candidate in self.items[i : i + 2]:  # piece itself may be a pattern; look past it
             if len(candidate) > len(piece) and candidate.startswith(piece):
                 return True
         return False
+
+
+class Patterns:
+    """A compiled pattern set, shared by the maskers of one run (stdout and stderr)."""
+
+    def __init__(self, patterns: Iterable[bytes], matcher: Build | None = None) -> None:
+        build = matcher or best
+        unique: dict[bytes, bytes] = {}
+        for p in patterns:
+            if p:
+                unique[p] = unwrap.keep_wrappable(unique.get(p), p)
+        self.items = sorted(unique.values())
+        self.longest = max(map(len, self.items), default=0)
+        wrappable: list[bytes] = [p for p in self.items if isinstance(p, unwrap.Wrappable)]
+        # The stream goes through the fastest matcher; the few bytes around an anchor or at the
+        # end of a buffer through the one quickest to build. Tests pass one for both.
+        self.literals = _Literals(self.items, build, matcher or small, anchored=True)
+        self.wrapped = (
+            _Literals(wrappable, matcher or small, matcher or small, anchored=False)
+            if wrappable
+            else None
+        )
+        longest_wrapped = max(map(len, wrappable), default=0)
+        # A wrapped occurrence spans its characters plus at most one CRLF per RUN_MIN of them.
+        self.reach = longest_wrapped + 2 * (longest_wrapped // unwrap.RUN_MIN + 1)
+        self.max_held = max(self.longest - 1, self.reach)
 
 
 class Masker:
@@ -64,58 +157,94 @@ class Masker:
         self._held = b""
         self._masked_until = 0  # bytes of `_held` already known to be inside a match
         self._in_mark = False  # the last output ended inside a masked run
+        self._run = 0  # base64 characters at the end of the output so far (capped)
 
     @property
     def held(self) -> int:
         return len(self._held)
 
+    @property
+    def max_held(self) -> int:
+        return self._set.max_held
+
     def feed(self, data: bytes) -> bytes:
-        if self._set.matcher is None:
+        if self._set.literals.matcher is None:
             return data
-        buf = self._held + data if self._held else data
-        return self._emit(self._set.matcher, buf, len(buf) - self._set.undecided_tail(buf))
+        return self._emit(self._held + data if self._held else data, final=False)
 
     def flush(self) -> bytes:
         """Everything still held, at end of stream."""
-        matcher = self._set.matcher
-        return self._emit(matcher, self._held, len(self._held)) if matcher else b""
+        return self._emit(self._held, final=True) if self._held else b""
 
-    def _emit(self, matcher: Matcher, buf: bytes, cut: int) -> bytes:
+    def _emit(self, buf: bytes, final: bool) -> bytes:
+        patterns = self._set
+        spans, anchors, cut = patterns.literals.scan(buf)
+        wrapped = patterns.wrapped
+        if wrapped is not None:
+            if anchors:
+                spans += self._wrapped_spans(wrapped, buf, anchors)
+            if not final:
+                cut = min(cut, self._wrapped_tail(wrapped, buf))
+        if final:
+            cut = len(buf)
         if cut == 0:
             self._held = buf
             return b""
-        # Every match starting before `cut` lies wholly inside `buf` (see undecided_tail).
-        spans = matcher.spans(buf, cut)
         if self._masked_until:
             spans.append((0, self._masked_until))
-        if not spans:
+        if not spans or min(spans)[0] >= cut:
+            out = buf[:cut] if cut < len(buf) else buf
             self._held, self._in_mark, self._masked_until = buf[cut:], False, 0
-            return buf[:cut] if cut < len(buf) else buf
-        out = bytearray()
-        pos = 0
-        last_end = -1
-        for start, end in merged(spans):
-            out += buf[pos:start]
-            if not (start == 0 and self._in_mark):
-                out += MARK
-            pos = last_end = end
+            self._run = unwrap.trailing_run(out[-unwrap.RUN_MIN :], self._run)
+            return out
+        # Every occurrence starting before `cut` lies wholly inside `buf`. Overlapping or
+        # touching ones make one masked run, also with the run the last output ended in.
+        spans.sort()
+        parts: list[bytes] = []
+        pos = 0  # the next unmasked byte
+        reach = 0 if self._in_mark else -1  # end of the masked run so far
+        for start, end in spans:
+            if start >= cut:
+                break
+            if start > reach:
+                parts += (buf[pos:start], MARK)
+            if end > reach:
+                pos = reach = end
         if pos < cut:
-            out += buf[pos:cut]
-        self._in_mark = last_end >= cut
-        self._masked_until = max(0, last_end - cut)
+            parts.append(buf[pos:cut])
+        self._in_mark = reach >= cut
+        self._masked_until = max(0, reach - cut)
+        self._run = unwrap.trailing_run(buf[max(0, cut - unwrap.RUN_MIN) : cut], self._run)
         self._held = buf[cut:]
-        return bytes(out)
+        return b"".join(parts)
 
+    def _wrapped_spans(self, wrapped: _Literals, buf: bytes, anchors: list[int]) -> list[Span]:
+        """Occurrences across wraps of the base64-only patterns, around each anchor found."""
+        patterns = self._set
+        spans: list[Span] = []
+        covered = -1
+        for start in sorted(anchors):
+            if start < covered:
+                continue  # inside the block of an earlier anchor
+            # Back no further than an occurrence holding this anchor can start; on to the
+            # block's end, so later anchors inside it need no block of their own.
+            lo, covered = unwrap.block(buf, start, patterns.reach)
+            view = unwrap.View(buf, lo, covered, self._run if lo == 0 else 0)
+            if view.wrapped:
+                found, _, _ = wrapped.scan(view.text)
+                spans += [view.span(s, e) for s, e in found]
+        return spans
 
-def merged(spans: Sequence[Span]) -> list[Span]:
-    """Union of overlapping or touching spans, in order."""
-    out: list[Span] = []
-    for start, end in sorted(spans):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
+    def _wrapped_tail(self, wrapped: _Literals, buf: bytes) -> int:
+        """Start of the longest tail that, unwrapped, may still become a wrapped occurrence."""
+        lo = unwrap.trailing_block(buf, self._set.reach)
+        if lo == len(buf) or (b"\n" not in buf[lo:] and not buf.endswith(b"\r")):
+            return len(buf)  # no wrap in it: the plain tail check covers it
+        view = unwrap.View(buf, lo, len(buf), self._run if lo == 0 else 0)
+        if not view.wrapped:
+            return len(buf)
+        _, _, undecided = wrapped.scan(view.text)
+        return view.raw(undecided) if undecided < len(view.text) else len(buf)
 
 
 def redact(text: str, values: Sequence[bytes]) -> str:

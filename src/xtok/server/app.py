@@ -104,21 +104,19 @@ class Endpoint:
                 prefix, _, action = target.partition(".")
                 service = "secretsmanager" if prefix == "secretsmanager" else prefix
                 if service not in HANDLERS:
-                    raise Fault("UnknownOperationException", f"Unknown target {target}", 400)
+                    raise Fault("UnknownOperationException", _not_served(prefix), 400)
                 form: dict[str, str] = {}
             else:
                 form = _form(url, body)
                 action = form.get("Action", "?")
                 service = _scope_service(headers) or "sts"
                 if service not in ("sts", "iam"):
-                    raise Fault("InvalidAction", f"Service {service} is not served here", 400)
+                    raise Fault("InvalidAction", _not_served(service), 400)
             caller, auth = identify(
                 self.db, self.sealer, self.settings.account, method, url, headers, body, now
             )
-            op_model = wire.operation(service, action)
-            handler = HANDLERS[service].get(action)
-            if handler is None:
-                raise wire._unknown_operation(service, action)
+            op_model = wire.operation(service, action, HANDLERS[service])
+            handler = HANDLERS[service][action]
             params = (
                 wire.parse_json(op_model, body)
                 if protocol == "json"
@@ -206,6 +204,13 @@ class Endpoint:
                 error=error,
             )
         )
+
+
+def _not_served(service: str) -> str:
+    return (
+        f"service {wire.shown_name(service)} is not served by xtok server; it serves "
+        + ", ".join(sorted(HANDLERS))
+    )
 
 
 def _changes(action: str) -> bool:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xtok.errors import UsageError
 from xtok.server.app import Endpoint
@@ -92,13 +93,35 @@ def serve(
     *,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    relay: Any = None,
 ) -> None:
-    import uvicorn
-
+    """Serve `endpoint`; with `relay` (an ASGI app), serve it under /relay too (dev mode)."""
     from xtok.server.app import asgi_app
 
+    app = asgi_app(endpoint)
+    if relay is not None:
+        from starlette.applications import Starlette
+        from starlette.routing import Mount
+
+        aws, mounted = app, Starlette(routes=[Mount("/relay", relay)])
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            # A dispatcher, not a Mount, so the AWS endpoint sees the request path it signs.
+            path = scope.get("path", "")
+            target = mounted if path == "/relay" or path.startswith("/relay/") else aws
+            await target(scope, receive, send)
+
+    serve_app(app, sock, tls_cert=tls_cert, tls_key=tls_key)
+
+
+def serve_app(
+    app: Any, sock: socket.socket, *, tls_cert: Path | None = None, tls_key: Path | None = None
+) -> None:
+    """Run an ASGI app with uvicorn on a bound socket (the endpoint's and the relay's server)."""
+    import uvicorn
+
     config = uvicorn.Config(
-        asgi_app(endpoint),
+        app,
         log_level="warning",
         access_log=False,
         ssl_certfile=str(tls_cert) if tls_cert else None,
@@ -120,15 +143,18 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "XTOK_"))}
 
 
-def spawn_dev(*extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """Start `xtok server --dev --listen 127.0.0.1:0 EXTRA…` as a subprocess and return it with
-    the variables of the `export` line it prints (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, …)."""
+def spawn_dev(
+    *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start `xtok server --dev --listen 127.0.0.1:0 EXTRA…` as a subprocess (a clean
+    environment plus `env`) and return it with the variables of the `export` line it prints
+    (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, …)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "xtok", "server", "--dev", "--listen", "127.0.0.1:0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=clean_environment(),
+        env={**clean_environment(), **(env or {})},
     )
     line = proc.stdout.readline() if proc.stdout else ""
     if not line.startswith("export "):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -26,21 +27,28 @@ def model(service: str) -> ServiceModel:
     return botocore.session.get_session().get_service_model(service)
 
 
-def operation(service: str, name: str) -> OperationModel:
-    try:
-        return model(service).operation_model(name)
-    except Exception:  # botocore's OperationNotFoundError
-        raise _unknown_operation(service, name) from None
+def operation(service: str, name: str, served: Collection[str]) -> OperationModel:
+    """The model of `name`, one of the `served` operations of `service`."""
+    if name not in served:
+        raise not_served(service, name, served)
+    return model(service).operation_model(name)
 
 
-def _unknown_operation(service: str, name: str) -> Fault:
-    if service == "secretsmanager":
-        return Fault("UnknownOperationException", f"Unknown operation {name}", 400)
-    return Fault(
-        "InvalidAction",
-        f"Could not find operation {name} for version {model(service).api_version}",
-        400,
+def not_served(service: str, name: str, served: Collection[str]) -> Fault:
+    """An operation this endpoint does not implement, said so (it is no client version
+    problem), with the operations it does; in the error shape botocore parses."""
+    message = (
+        f"{shown_name(name)} is not served by xtok server; its {service} operations are "
+        + ", ".join(sorted(served))
     )
+    code = "UnknownOperationException" if service == "secretsmanager" else "InvalidAction"
+    return Fault(code, message, 400)
+
+
+def shown_name(name: str) -> str:
+    """A caller-given operation or service name, quoted and escaped unless plainly a name."""
+    plain = len(name) <= 64 and name.isascii() and name.isidentifier()
+    return name if plain else repr(name[:64])
 
 
 # --- query protocol: form parameters in ------------------------------------------------------
