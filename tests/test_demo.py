@@ -86,7 +86,7 @@ def test_the_mfa_step_runs_xtoks_own_mfa_options(demo: str) -> None:
     assert all("--mfa-serial arn:aws:iam::123456789012:mfa/alice --mfa-code " in c for c in mints)
     assert "computed from the device's seed" in demo
     refused = scene(demo, "Without MFA").replace("\n      ", " ")
-    assert "tip: the role's trust policy must name you" in refused  # not about a token's scope
+    assert "tip: the role's trust policy does not admit you" in refused  # not about a token's scope
     assert "pass --mfa-serial ARN" in refused
     assert "get-session-token" not in demo  # no MFA session obtained out of sight
 

@@ -116,13 +116,7 @@ def mint(
     tags = ((LABEL_TAG, req.label),) if req.label else ()
     if tags + req.tags:
         extra["Tags"] = [{"Key": k, "Value": _tag_value(v)} for k, v in tags + req.tags]
-    denied = (
-        "the role's trust policy must name you and (as `xtok setup aws` makes it) wants MFA: "
-        "pass --mfa-serial ARN (or set mfa_serial in your profile) and --mfa-code"
-        if not serial
-        else "check that the role's trust policy names you, and the MFA code"
-    )
-    with aws_errors(f"AssumeRole of {req.role_arn} failed", denied_tip=denied):
+    with aws_errors(f"AssumeRole of {req.role_arn} failed"):
         resp = sts.assume_role(
             RoleArn=req.role_arn,
             RoleSessionName=name,

@@ -166,18 +166,16 @@ def error_for(
     scrub: Sequence[bytes] = (),
     *,
     with_token: bool = False,
-    denied_tip: str | None = None,
 ) -> Error:
     """The xtok error for an AWS error code. AWS's own words are kept where they tell the
     reader what to fix (a denial says which action, resource or MFA check failed); `with_token`
-    says the call was made with a token, so a denial may be the token's narrow scope;
-    `denied_tip` is the caller's tip for a denial AWS's words do not explain better."""
+    says the call was made with a token, so a denial may be the token's narrow scope."""
     known = _BY_CODE.get(code)
     detail = _scrubbed(" ".join(message.split()), scrub)
     if known and known[0] is AccessDenied:
         _, reason, _ = known
         why = f": {detail}" if detail else ""
-        tip = _denied_tip(detail, with_token, denied_tip)
+        tip = _denied_tip(detail, with_token)
         return AccessDenied(f"{what}: {reason} ({code}){why}", tip=tip)
     if known:
         cls, reason, tip = known
@@ -185,17 +183,16 @@ def error_for(
     return AwsError(f"{what}: {code}{': ' + detail if detail else ''}")
 
 
-def _denied_tip(message: str, with_token: bool, fallback: str | None) -> str:
+def _denied_tip(message: str, with_token: bool) -> str:
     if "invalid MFA one time pass code" in message:
         return "the MFA code was wrong or already used (each code works once): wait for the next"
     if "MultiFactorAuthentication" in message:
         return "check the MFA device (--mfa-serial, or mfa_serial in the profile): it must be yours"
-    if fallback:
-        return fallback
     if "sts:AssumeRole" in message:
         return (
-            "the role's trust policy does not admit you (or wants MFA): check that it names "
-            "your ARN (`xtok policy role --trust ARN`) and pass --mfa-code"
+            "the role's trust policy does not admit you (or wants MFA, as `xtok setup aws` makes "
+            "it): check that it names your ARN (`xtok policy role --trust ARN`), and pass "
+            "--mfa-serial ARN (or set mfa_serial in your profile) and --mfa-code"
         )
     if with_token:
         return _TIP_DENIED
@@ -213,9 +210,7 @@ def _scrubbed(message: str, scrub: Sequence[bytes]) -> str:
 
 
 @contextmanager
-def aws_errors(
-    what: str, *, scrub: Sequence[bytes] = (), denied_tip: str | None = None
-) -> Iterator[None]:
+def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
     """Translate botocore failures inside the block into xtok errors that start with `what`.
 
     `scrub` lists values (e.g. the secret being stored) that AWS or botocore might echo in a
@@ -231,9 +226,7 @@ def aws_errors(
         code = str(
             err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         )
-        raise error_for(
-            code, str(err.get("Message") or ""), what, scrub, denied_tip=denied_tip
-        ) from None
+        raise error_for(code, str(err.get("Message") or ""), what, scrub) from None
     except bx.NoRegionError:
         raise ConfigError(f"{what}: no AWS region configured", tip=_TIP_REGION) from None
     except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound) as exc:
