@@ -24,7 +24,7 @@ from xtok.approval.oidc_standin import Issuer
 from xtok.aws.session import AwsConfig
 from xtok.errors import AccessDenied, CredentialsRejected, Error, NotFound
 from xtok.refs import parse_ref
-from xtok.server.bootstrap import clean_environment
+from xtok.server.bootstrap import clean_environment, spawn_dev
 
 GITHUB_ENV = {
     "GITHUB_ACTIONS": "true",
@@ -408,6 +408,33 @@ def test_dev_server_serves_the_relay(xtok_server: DevServer, admin: AwsConfig) -
     assert [e["id"] for e in approver.pending() if e["id"] == code.id] == [code.id]
     approver.deny(code.id, "dev")
     assert run.wait(code.id, posted["wait_secret"], 5)["state"] == "denied"
+
+
+def test_dev_server_serves_the_relay_from_every_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --workers each worker serves /relay over one store: a request posted through one is
+    seen, answered and waited for through whichever worker each new connection reaches."""
+    proc, exports = spawn_dev("--workers", "2")
+    try:
+        for key, value in aws_env(
+            exports["AWS_ENDPOINT_URL"],
+            exports["AWS_ACCESS_KEY_ID"],
+            exports["AWS_SECRET_ACCESS_KEY"],
+        ).items():
+            monkeypatch.setenv(key, value)
+        url = exports["AWS_ENDPOINT_URL"] + "/relay"
+        run = relay_client.Relay(url)
+        code, _ = new_code()
+        posted = run.post(code.encode(), None, None)
+        approver = relay_client.Relay(url)
+        assert approver.login(AwsConfig()) == ADMIN_ARN
+        for _ in range(6):  # each call is a new connection, to either worker
+            assert code.id in [e["id"] for e in approver.pending()]
+        approver.deny(code.id, "dev")
+        assert run.wait(code.id, posted["wait_secret"], 5)["state"] == "denied"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
 
 
 def test_events_long_poll_and_purge_after_keep(

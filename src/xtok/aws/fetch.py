@@ -30,6 +30,7 @@ from xtok.aws.session import (
     error_for,
     not_aws,
     session,
+    shown_url,
 )
 from xtok.aws.sign import sign
 from xtok.errors import (
@@ -152,7 +153,7 @@ class _HttpReader:
                     continue
                 failure = type(exc).__name__
                 raise NetworkError(
-                    f"cannot read secret {what}: no answer from {self.host} ({failure})",
+                    f"cannot read secret {what}: no answer from {shown_url(self.url)} ({failure})",
                     tip=_TIP_TLS if failure.startswith("SSL") else _TIP_NETWORK,
                 ) from None
             if status == 200:

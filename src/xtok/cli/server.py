@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from xtok.cli.app import (
     print_json,
     warn,
 )
+from xtok.display import shown
 from xtok.errors import Error, ExitCode, UsageError
 
 DEFAULT_LISTEN = "127.0.0.1:4566"
@@ -108,6 +108,26 @@ def _exports(url: str, key: Any, region: str) -> str:
     metavar="SECONDS",
     help="Allow sessions shorter than 900 s (only with --dev: for demos and tests).",
 )
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=20,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="XTOK_SERVER_READ_TIMEOUT",
+    show_envvar=True,
+    help="Close a connection that takes longer to send a request's headers, or then its body.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    metavar="N",
+    envvar="XTOK_SERVER_WORKERS",
+    show_envvar=True,
+    help="Serve from N processes sharing the address and the data (one per CPU core scales).",
+)
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -118,6 +138,8 @@ def server(
     tls_key: Path | None,
     dev: bool,
     min_duration: int | None,
+    read_timeout: float,
+    workers: int,
 ) -> None:
     """Run the local AWS-compatible endpoint (STS, Secrets Manager, IAM).
 
@@ -127,6 +149,7 @@ def server(
     if ctx.invoked_subcommand is not None:
         return
     from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve
+    from xtok.server.workers import until_sigterm
 
     if (tls_cert is None) != (tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
@@ -141,13 +164,30 @@ def server(
             "clear text; use --tls-cert/--tls-key or a loopback address"
         )
     if dev:
-        _serve_dev(host, port, tls_cert, tls_key, min_duration or 900, data, master_key_file)
+        _serve_dev(
+            host,
+            port,
+            tls_cert,
+            tls_key,
+            min_duration or 900,
+            data,
+            master_key_file,
+            dict(read_timeout=read_timeout, workers=workers),
+        )
         return
     endpoint = _open_endpoint(data, master_key_file)
     sock = bind(host, port)
     scheme = "https" if tls_cert else "http"
     note(f"serving {endpoint.db.path.parent} on {scheme}://{host}:{sock.getsockname()[1]}")
-    serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key)
+    with until_sigterm():
+        serve(
+            endpoint,
+            sock,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            read_timeout=read_timeout,
+            workers=workers,
+        )
 
 
 def _serve_dev(
@@ -158,6 +198,7 @@ def _serve_dev(
     min_duration: int,
     data: Path | None,
     key_file: Path | None,
+    serving: dict[str, Any],
 ) -> None:
     """A fresh endpoint with an admin: throw-away data and an in-memory key unless --data and
     --master-key-file name where to keep them (e.g. for `xtok audit` afterwards)."""
@@ -173,6 +214,7 @@ def _serve_dev(
         new_key,
         write_private,
     )
+    from xtok.server.workers import until_sigterm
 
     keep_key = key_file is not None or bool(os.environ.get(MASTER_KEY_ENV))
     if data is not None and not keep_key:
@@ -184,36 +226,36 @@ def _serve_dev(
     if key_file is not None and not key_file.exists():
         key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_private(key_file, encode_key(new_key()) + "\n")
-    directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # uvicorn shuts down on SIGTERM, then re-raises it: without a handler of ours that would
-    # kill the process before the `finally` below removes the throw-away data.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    try:
-        master = load_master_key(key_file) if keep_key else new_key()
-        endpoint = Endpoint(directory, master, min_duration=min_duration)
-        key = create_admin(endpoint)
-        sock = bind(host, port)
-        scheme = "https" if tls_cert else "http"
-        url = f"{scheme}://{host}:{sock.getsockname()[1]}"
-        click.echo(_exports(url, key, endpoint.settings.region), nl=True)
-        sys.stdout.flush()
-        kept = f"data kept in {directory}" if data else "throw-away data"
-        note(f"dev endpoint on {url} ({kept}; sessions from {min_duration} s)")
-        from xtok.relay.app import create, dev_config
+    # SIGTERM ends the server like Ctrl-C, so the `finally` below removes the throw-away data.
+    with until_sigterm():
+        directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            master = load_master_key(key_file) if keep_key else new_key()
+            endpoint = Endpoint(directory, master, min_duration=min_duration)
+            key = create_admin(endpoint)
+            sock = bind(host, port)
+            scheme = "https" if tls_cert else "http"
+            url = f"{scheme}://{host}:{sock.getsockname()[1]}"
+            click.echo(_exports(url, key, endpoint.settings.region), nl=True)
+            sys.stdout.flush()
+            kept = f"data kept in {directory}" if data else "throw-away data"
+            note(f"dev endpoint on {url} ({kept}; sessions from {min_duration} s)")
+            from xtok.relay.app import create, dev_config
 
-        relay = create(
-            dev_config(url, endpoint.settings.account, os.environ), directory / "relay.db"
-        )
-        note(f"dev relay on {url}/relay")
-        serve(endpoint, sock, tls_cert=tls_cert, tls_key=tls_key, relay=relay)
-    finally:
-        if data is None:
-            shutil.rmtree(directory, ignore_errors=True)
-
-
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+            relay_config = dev_config(url, endpoint.settings.account, os.environ)
+            note(f"dev relay on {url}/relay")
+            serve(
+                endpoint,
+                sock,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                relay=lambda: create(relay_config, directory / "relay.db"),
+                **serving,
+            )
+        finally:
+            if data is None:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 @server.command("init")
@@ -331,7 +373,7 @@ def _print_table(rows: list[dict[str, Any]], account: str) -> None:
                 own.sub("", row["resource"] or "-"),
             ]
         )
-    table = [[_printable(cell) for cell in line] for line in table]
+    table = [[shown(cell) for cell in line] for line in table]  # caller-given text
     widths = [max(len(line[i]) for line in table) for i in range(len(AUDIT_COLUMNS))]
     for line in table:
         cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
@@ -345,11 +387,6 @@ def _approver(row: dict[str, Any]) -> str:
         return str(row["source_identity"])
     principal = row["principal"] or ""
     return "(no SourceIdentity)" if ":assumed-role/" in principal or row["session_name"] else "-"
-
-
-def _printable(text: str) -> str:
-    """Caller-given text with control and bidi characters escaped (it reaches a terminal)."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class AuditBroken(Error):

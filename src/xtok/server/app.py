@@ -9,17 +9,19 @@ import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from xtok.errors import Error
-from xtok.server import iam, iam_groups, iam_policies, secretsmanager, sts, wire
+from xtok.server import audit, iam, iam_groups, iam_policies, secretsmanager, sigv4, sts, wire
 from xtok.server.audit import AuditLog, Record, audit_key
 from xtok.server.auth import Caller, identify, request_keys
 from xtok.server.crypto import Sealer, new_key
 from xtok.server.db import Database
 from xtok.server.faults import Fault
+from xtok.server.keyholders import KeyHolders
 from xtok.server.ops import Ctx, Handler, Settings
 
 MAX_BODY = 1 << 20
@@ -30,6 +32,9 @@ HANDLERS: dict[str, dict[str, Handler]] = {
     "iam": iam.OPERATIONS | iam_groups.OPERATIONS | iam_policies.OPERATIONS,
     "secretsmanager": secretsmanager.OPERATIONS,
 }
+QUERY_SERVICES = ("sts", "iam")
+UNKNOWN_ACTION = "(unknown)"  # recorded for an operation name no served service has
+IAM_SIGNING_REGION = "us-east-1"  # AWS's IAM is global and signed for us-east-1
 Clock = Callable[[], datetime]
 
 
@@ -65,6 +70,15 @@ class Endpoint:
             min_duration,
         )
         self.clock = clock
+        self.holders = KeyHolders(self.db, self.sealer, self.settings.account)
+        self._reopen = partial(
+            Endpoint, data_dir, master_key, min_duration=min_duration, clock=clock
+        )
+
+    def reopen(self) -> Endpoint:
+        """Another Endpoint over the same data, with connections of its own (for a worker
+        process: SQLite connections must not cross a fork)."""
+        return self._reopen()
 
     def _data_key(self, master_key: bytes) -> bytes:
         """The database's data key, wrapped by the master key (created on first start)."""
@@ -77,8 +91,15 @@ class Endpoint:
                     "INSERT OR IGNORE INTO meta VALUES ('data_key', ?)",
                     (master.seal(key, "data-key").hex(),),
                 )
+                audit.begin(conn, audit_key(master_key))
             wrapped = self.db.meta("data_key") or ""
         return master.open(bytes.fromhex(wrapped), "data-key")
+
+    def _regions(self, service: str) -> tuple[str, ...]:
+        """The regions a credential scope may name for `service` on this endpoint."""
+        if service == "iam":
+            return (self.settings.region, IAM_SIGNING_REGION)
+        return (self.settings.region,)
 
     def handle(
         self,
@@ -92,31 +113,43 @@ class Endpoint:
         when it was larger than MAX_BODY; `source_ip` is the client's address."""
         request_id = str(uuid.uuid4())
         now = self.clock()
-        target = headers.get("x-amz-target", "")
-        protocol = "json" if target else "query"
-        service, action = "sts", "?"
+        target = headers.get("x-amz-target")
+        protocol = "query" if target is None else "json"
+        # Until the request says otherwise, errors are rendered as the protocol's first service.
+        service = "sts" if target is None else "secretsmanager"
+        action = UNKNOWN_ACTION
         caller: Caller | None = None
         ctx: Ctx | None = None
         try:
             if body is None:
                 raise Fault("RequestEntityTooLarge", "Request body exceeds 1 MiB", 413)
-            if protocol == "json":
-                prefix, _, action = target.partition(".")
-                service = "secretsmanager" if prefix == "secretsmanager" else prefix
-                if service not in HANDLERS:
-                    raise Fault("UnknownOperationException", _not_served(prefix), 400)
-                form: dict[str, str] = {}
-            else:
+            if target is None:
                 form = _form(url, body)
-                action = form.get("Action", "?")
-                service = _scope_service(headers) or "sts"
-                if service not in ("sts", "iam"):
-                    raise Fault("InvalidAction", _not_served(service), 400)
-            caller, auth = identify(
-                self.db, self.sealer, self.settings.account, method, url, headers, body, now
+                name = form.get("Action", "")
+            else:
+                form = {}
+                prefix, _, name = target.partition(".")
+                if prefix != "secretsmanager":
+                    raise Fault("UnknownOperationException", _not_served(prefix), 400)
+            action = _known(service, name)
+            auth = sigv4.parse(headers)
+            if target is None and auth.service in QUERY_SERVICES:
+                # One endpoint serves both query services: the credential scope tells which.
+                service = auth.service
+                action = _known(service, name)
+            elif target is None and auth.service != service:
+                raise Fault.bad_signature(
+                    f"Credential should be scoped to correct service: '{service}' "
+                    f"({_not_served(auth.service)})"
+                )
+            sigv4.require_scope(auth, service, self._regions(service), headers)
+            caller = identify(
+                self.holders.get(auth.access_key), auth, method, url, headers, body, now
             )
-            op_model = wire.operation(service, action, HANDLERS[service])
-            handler = HANDLERS[service][action]
+            handler = HANDLERS[service].get(action)
+            if handler is None:
+                raise wire.not_served(service, name, HANDLERS[service])
+            op_model = wire.operation(service, action)
             params = (
                 wire.parse_json(op_model, body)
                 if protocol == "json"
@@ -127,7 +160,9 @@ class Endpoint:
             # A change and its audit row commit together (a Fault keeps what was written before
             # it, e.g. a used MFA code). Reads stay outside the write lock.
             scope = self.db.write(keep_on=(Fault,)) if _changes(action) else nullcontext()
-            with scope:
+            with scope as conn:
+                if conn is not None and service != "secretsmanager":
+                    KeyHolders.invalidate(conn)  # users, keys, roles or sessions may change
                 result = handler(ctx, params)
                 payload = (
                     wire.render_json(op_model, result)
@@ -139,7 +174,7 @@ class Endpoint:
             return 200, {"content-type": ctype, "x-amzn-requestid": request_id}, payload
         except Fault as fault:
             failure = fault
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
             # A parameter of the wrong shape reached a handler (JSON carries any type).
             failure = Fault(
                 "ValidationError",
@@ -213,6 +248,11 @@ def _not_served(service: str) -> str:
     )
 
 
+def _known(service: str, name: str) -> str:
+    """`name` if it is an operation of `service`, else UNKNOWN_ACTION (for the audit log)."""
+    return name if name in wire.operation_names(service) else UNKNOWN_ACTION
+
+
 def _changes(action: str) -> bool:
     """Whether an operation writes state (STS sessions included)."""
     return action == "GetSessionToken" or not action.startswith(("Get", "List", "Describe"))
@@ -228,48 +268,60 @@ def _form(url: str, body: bytes) -> dict[str, str]:
     return dict(pairs)
 
 
-def _scope_service(headers: dict[str, str]) -> str | None:
-    auth = headers.get("authorization", "")
-    try:
-        return auth.split("Credential=", 1)[1].split("/")[3]
-    except IndexError:
-        return None
-
-
-async def _read_body(request: Any, headers: dict[str, str]) -> bytes | None:
-    """The request body, or None when it is over MAX_BODY (then it is not read to the end)."""
+async def _read_body(receive: Any, headers: dict[str, str]) -> bytes | None:
+    """The request body, or None when it is over MAX_BODY (then it is not read to the end).
+    Raises ConnectionResetError when the client went away (or was timed out) meanwhile."""
     declared = headers.get("content-length", "0")
     if declared.isdigit() and int(declared) > MAX_BODY:
         return None
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
             return None
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _url(scope: dict[str, Any], headers: dict[str, str]) -> str:
+    """The request URL as the client addressed it (the host header is part of the signature)."""
+    host = headers.get("host")
+    if host is None:
+        address, port = scope["server"] or ("localhost", None)
+        host = f"{address}:{port}" if port else address
+    query = scope.get("query_string", b"").decode("latin-1")
+    return f"{scope.get('scheme', 'http')}://{host}{scope['path']}" + (f"?{query}" if query else "")
+
+
+def _client_ip(scope: dict[str, Any]) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def asgi_app(endpoint: Endpoint) -> Any:
-    """The Starlette application around `endpoint`."""
-    from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
+    """A bare ASGI application around `endpoint`. Each request is handled inline on the event
+    loop: the handler is short and CPU-bound, and a hop to a worker thread costs more than it
+    (the GIL is contended between the loop and the workers)."""
 
-    async def serve(request: Request) -> Response:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        body = await _read_body(request, headers)
-        url = str(request.url)
-        status, out_headers, payload = await run_in_threadpool(
-            endpoint.handle,
-            request.method,
-            url,
-            headers,
-            body,
-            request.client.host if request.client else None,
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            body = await _read_body(receive, headers)
+        except ConnectionResetError:
+            return  # nobody left to answer
+        status, out_headers, payload = endpoint.handle(
+            scope["method"], _url(scope, headers), headers, body, _client_ip(scope)
         )
-        return Response(payload, status_code=status, headers=out_headers)
+        response_headers = [(k.encode(), v.encode()) for k, v in out_headers.items()]
+        response_headers.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": payload})
 
-    return Starlette(routes=[Route("/{path:path}", serve, methods=["GET", "POST"])])
+    return app

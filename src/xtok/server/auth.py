@@ -90,52 +90,70 @@ def request_keys(
     return keys
 
 
+@dataclass(frozen=True)
+class KeyHolder:
+    """What an access key id stands for, as stored: its secret, who holds it and, for a session,
+    the token's digest and when it expires. Nothing here depends on a request."""
+
+    secret: str
+    caller: Caller
+    token_digest: bytes | None = None
+    expires: float | None = None
+
+
+def key_holder(db: Database, sealer: Sealer, account: str, key_id: str) -> KeyHolder:
+    """The active access key or session `key_id` (unknown: `InvalidClientTokenId`)."""
+    row = db.one("SELECT * FROM access_keys WHERE key_id = ? AND status = 'Active'", key_id)
+    if row is not None:
+        user = db.one("SELECT * FROM users WHERE name = ?", row["user_name"])
+        if user is None:
+            raise Fault.unknown_key()
+        arn = f"arn:aws:iam::{account}:user{user['path']}{user['name']}"
+        return KeyHolder(
+            sealer.open(row["secret"], f"access-key:{row['key_id']}").decode(),
+            Caller(
+                arn=arn,
+                principal_arn=arn,
+                account=account,
+                kind="user",
+                user=user["name"],
+                user_id=user["user_id"],
+                tags=tags.of(db, "user", user["name"]),
+            ),
+        )
+    session = db.one("SELECT * FROM sessions WHERE key_id = ?", key_id)
+    if session is None:
+        raise Fault.unknown_key()
+    return KeyHolder(
+        sealer.open(session["secret"], f"session:{session['key_id']}").decode(),
+        _session_caller(db, account, session),
+        session["token_digest"],
+        session["expires"],
+    )
+
+
 def identify(
-    db: Database,
-    sealer: Sealer,
-    account: str,
+    holder: KeyHolder,
+    auth: sigv4.Authorization,
     method: str,
     url: str,
     headers: dict[str, str],
     body: bytes,
     now: datetime,
-) -> tuple[Caller, sigv4.Authorization]:
-    auth = sigv4.parse(headers)
-    row = db.one(
-        "SELECT * FROM access_keys WHERE key_id = ? AND status = 'Active'", auth.access_key
-    )
-    if row is not None:
-        secret = sealer.open(row["secret"], f"access-key:{row['key_id']}").decode()
-        sigv4.verify(auth, secret, method, url, headers, body, now)
-        if "x-amz-security-token" in headers:
+) -> Caller:
+    """The caller, once the request proves it holds the key (and the session is still valid)."""
+    sigv4.verify(auth, holder.secret, method, url, headers, body, now)
+    presented = headers.get("x-amz-security-token")
+    if holder.token_digest is None:
+        if presented is not None:
             raise Fault.unknown_key()
-        user = db.one("SELECT * FROM users WHERE name = ?", row["user_name"])
-        if user is None:
-            raise Fault.unknown_key()
-        arn = f"arn:aws:iam::{account}:user{user['path']}{user['name']}"
-        return Caller(
-            arn=arn,
-            principal_arn=arn,
-            account=account,
-            kind="user",
-            user=user["name"],
-            user_id=user["user_id"],
-            tags=tags.of(db, "user", user["name"]),
-        ), auth
-    session = db.one("SELECT * FROM sessions WHERE key_id = ?", auth.access_key)
-    if session is None:
+    elif not hmac.compare_digest(token_digest(presented or ""), holder.token_digest):
         raise Fault.unknown_key()
-    secret = sealer.open(session["secret"], f"session:{session['key_id']}").decode()
-    sigv4.verify(auth, secret, method, url, headers, body, now)
-    presented = headers.get("x-amz-security-token", "")
-    if not hmac.compare_digest(token_digest(presented), session["token_digest"]):
-        raise Fault.unknown_key()
-    caller = _session_caller(db, account, session)
-    if now.timestamp() >= session["expires"]:
+    if holder.expires is not None and now.timestamp() >= holder.expires:
         expired = Fault.expired_token()
-        expired.principal = caller  # proven holder of the keys: worth naming in the audit log
+        expired.principal = holder.caller  # proven holder of the keys: worth naming in the audit
         raise expired
-    return caller, auth
+    return holder.caller
 
 
 def _session_caller(db: Database, account: str, session: Any) -> Caller:

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,17 +94,25 @@ def serve(
     *,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
-    relay: Any = None,
+    read_timeout: float,
+    workers: int = 1,
+    relay: Callable[[], Any] | None = None,
 ) -> None:
-    """Serve `endpoint`; with `relay` (an ASGI app), serve it under /relay too (dev mode)."""
+    """Serve `endpoint` on `sock` until SIGTERM or SIGINT, in this process or, with
+    `workers` > 1, in that many forked processes sharing the socket and the database; with
+    `relay` (making an ASGI app), serve that under /relay too (dev mode). Each process makes
+    its own relay: its store is SQLite too, and its waiters poll it."""
     from xtok.server.app import asgi_app
+    from xtok.server.workers import run_workers
 
-    app = asgi_app(endpoint)
-    if relay is not None:
+    def app_for(served: Endpoint) -> Any:
+        aws = asgi_app(served)
+        if relay is None:
+            return aws
         from starlette.applications import Starlette
         from starlette.routing import Mount
 
-        aws, mounted = app, Starlette(routes=[Mount("/relay", relay)])
+        mounted = Starlette(routes=[Mount("/relay", relay())])
 
         async def app(scope: Any, receive: Any, send: Any) -> None:
             # A dispatcher, not a Mount, so the AWS endpoint sees the request path it signs.
@@ -111,17 +120,39 @@ def serve(
             target = mounted if path == "/relay" or path.startswith("/relay/") else aws
             await target(scope, receive, send)
 
-    serve_app(app, sock, tls_cert=tls_cert, tls_key=tls_key)
+        return app
+
+    def run(served: Endpoint) -> None:
+        serve_app(
+            app_for(served), sock, tls_cert=tls_cert, tls_key=tls_key, read_timeout=read_timeout
+        )
+
+    if workers == 1:
+        run(endpoint)
+        return
+    if relay is not None:
+        relay()  # creates its database first: SQLite refuses workers switching it to WAL at once
+    run_workers(workers, lambda: run(endpoint.reopen()))
 
 
 def serve_app(
-    app: Any, sock: socket.socket, *, tls_cert: Path | None = None, tls_key: Path | None = None
+    app: Any,
+    sock: socket.socket,
+    *,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    read_timeout: float | None = None,
 ) -> None:
-    """Run an ASGI app with uvicorn on a bound socket (the endpoint's and the relay's server)."""
+    """Run an ASGI app with uvicorn on a bound socket (the endpoint's and the relay's server);
+    with `read_timeout`, a connection must deliver each request within that many seconds."""
     import uvicorn
+
+    from xtok.server.transport import with_read_timeout
 
     config = uvicorn.Config(
         app,
+        http=with_read_timeout(read_timeout) if read_timeout is not None else "auto",
+        lifespan="off",
         log_level="warning",
         access_log=False,
         ssl_certfile=str(tls_cert) if tls_cert else None,
@@ -134,6 +165,7 @@ def serve_app(
         proxy_headers=False,
         date_header=True,
     )
+    sys.stdout.flush()
     sys.stderr.flush()
     uvicorn.Server(config).run(sockets=[sock])
 

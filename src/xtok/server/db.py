@@ -1,17 +1,23 @@
 """SQLite storage (WAL): one connection per thread, short transactions.
 
 Secret values, secret access keys and MFA seeds are stored sealed (see crypto); session tokens
-only as SHA-256 digests.
+only as SHA-256 digests. Names, policies and the audit log are not encrypted: the data directory
+is kept 0700 and the database files 0600.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from xtok.errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,13 +81,48 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
 """
 
 
+def _make_private(path: Path) -> None:
+    """Tighten the data directory to 0700 (refusing one another user owns) and create the
+    database 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database
+    file's mode, whatever the umask."""
+    directory = path.parent
+    try:
+        info = directory.stat()
+        if info.st_uid != os.geteuid():
+            raise ConfigError(
+                f"the data directory {directory} belongs to another user",
+                tip="use a directory of your own (xtok server init --data DIR)",
+            )
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            directory.chmod(0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        for suffix in ("-wal", "-shm", ".lock"):
+            companion = path.with_name(path.name + suffix)
+            if companion.exists():
+                companion.chmod(0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make the data directory {directory} private: {exc.strerror}",
+            tip="give the directory and its files to the user running xtok",
+        ) from None
+
+
 class Database:
     def __init__(self, path: Path) -> None:
+        _make_private(path)
         self.path = path
         self._local = threading.local()
         # Writers queue here rather than in SQLite's busy handler, whose sleep-and-retry
-        # backoff makes tail latency under concurrency far worse than a lock hand-over.
+        # backoff makes tail latency under concurrency far worse than a lock hand-over: the
+        # thread lock for this process's threads, an flock for other processes (workers).
         self._write_lock = threading.Lock()
+        self._lock_fd = os.open(
+            path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
+        )
         self._conn().executescript(SCHEMA)  # runs in its own transaction
         self._upgrade()
 
@@ -119,7 +160,7 @@ class Database:
         if getattr(self._local, "in_write", False):
             yield conn
             return
-        with self._write_lock:
+        with self._write_lock, self._process_lock():
             conn.execute("BEGIN IMMEDIATE")
             self._local.in_write = True
             try:
@@ -134,6 +175,14 @@ class Database:
                 conn.execute("COMMIT")
             finally:
                 self._local.in_write = False
+
+    @contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def one(self, sql: str, *args: Any) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._conn().execute(sql, args).fetchone()

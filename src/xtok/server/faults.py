@@ -32,10 +32,11 @@ class Fault(Exception):
         )
 
     @classmethod
-    def bad_signature(cls) -> Fault:
+    def bad_signature(cls, message: str | None = None) -> Fault:
         return cls(
             "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided.",
+            message
+            or "The request signature we calculated does not match the signature you provided.",
             403,
             "InvalidSignatureException",
         )

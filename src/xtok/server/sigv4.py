@@ -4,6 +4,10 @@ botocore's `SigV4Auth` only signs; verification rebuilds the request from what t
 (only the headers it listed as signed), recomputes the signature with the stored secret key and
 compares in constant time. The body hash is always computed here: a client-supplied
 X-Amz-Content-SHA256 must match it. The request date must be within 15 minutes of now.
+
+Strict where AWS is: `host` and `x-amz-date` (and, for the JSON protocol, `x-amz-target`, which
+names the operation) must be signed, and the credential scope must name the endpoint's region
+and the service of the operation, so a signature cannot be replayed as another operation.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import lru_cache
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -22,11 +28,11 @@ from xtok.server.faults import Fault
 
 MAX_SKEW = 15 * 60
 _AUTH = re.compile(
-    r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/,\s]+)/"
-    r"(?P<service>[^/,\s]+)/aws4_request,\s*SignedHeaders=(?P<headers>[a-z0-9;\-]+),\s*"
+    r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>[A-Z0-9]{1,128})/(?P<date>\d{8})/"
+    r"(?P<region>[a-z0-9-]{1,64})/(?P<service>[a-z0-9-]{1,64})/aws4_request,\s*SignedHeaders=(?P<headers>[a-z0-9;\-]+),\s*"
     r"Signature=(?P<signature>[0-9a-f]{64})$"
 )
-_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+_DATE = re.compile(r"\d{8}T\d{6}Z", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -50,11 +56,31 @@ def parse(headers: dict[str, str]) -> Authorization:
             "Authorization header requires AWS4-HMAC-SHA256 Credential, SignedHeaders and Signature"
         )
     signed = tuple(match["headers"].split(";"))
-    if "host" not in signed:
-        raise Fault.incomplete("The host header must be signed")
+    for header in ("host", "x-amz-date"):
+        if header not in signed:
+            raise _unsigned(header)
     return Authorization(
         match["key"], match["date"], match["region"], match["service"], signed, match["signature"]
     )
+
+
+def _unsigned(header: str) -> Fault:
+    return Fault.incomplete(f"'{header}' must be a 'SignedHeader' in the AWS Authorization.")
+
+
+def require_scope(
+    auth: Authorization, service: str, regions: Collection[str], headers: dict[str, str]
+) -> None:
+    """Refuse a signature scoped to another region or service than this request's, or one that
+    leaves out the JSON protocol's `x-amz-target` (which names the operation)."""
+    if "x-amz-target" in headers and "x-amz-target" not in auth.signed_headers:
+        raise _unsigned("x-amz-target")
+    if auth.region not in regions:
+        raise Fault.bad_signature(
+            f"Credential should be scoped to a valid region, not '{auth.region}'."
+        )
+    if auth.service != service:
+        raise Fault.bad_signature(f"Credential should be scoped to correct service: '{service}'.")
 
 
 def verify(
@@ -69,7 +95,9 @@ def verify(
     """Raise a Fault unless the request is signed with `secret_key` at an acceptable time."""
     stamp = headers.get("x-amz-date", "")
     try:
-        when = datetime.strptime(stamp, _DATE_FORMAT).replace(tzinfo=UTC)
+        if not _DATE.fullmatch(stamp):
+            raise ValueError
+        when = datetime.fromisoformat(stamp)  # 3.11 reads the basic form; 10x strptime's speed
     except ValueError:
         raise Fault.incomplete("X-Amz-Date header is missing or malformed") from None
     if "x-amz-date" not in auth.signed_headers or stamp[:8] != auth.date:
@@ -91,7 +119,7 @@ def verify(
         data=body,
     )
     request.context["timestamp"] = stamp
-    signer = SigV4Auth(Credentials(auth.access_key, secret_key), auth.service, auth.region)
+    signer = _Verifier(auth, secret_key, body_hash)
     if "x-amz-content-sha256" in auth.signed_headers:
         # Signed as a header: it is part of the canonical headers and names the payload hash.
         request.headers["X-Amz-Content-SHA256"] = body_hash
@@ -99,3 +127,30 @@ def verify(
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
     if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
         raise Fault.bad_signature()
+
+
+class _Verifier(SigV4Auth):
+    """botocore's signer (its canonical request and string to sign) without two costs that
+    only matter when verifying many requests: it takes the payload hash computed above rather
+    than re-serialising the request to hash it again, and it reuses the derived signing key of
+    a secret key, day, region and service (four HMACs) instead of deriving it per request."""
+
+    def __init__(self, auth: Authorization, secret_key: str, body_hash: str) -> None:
+        super().__init__(Credentials(auth.access_key, secret_key), auth.service, auth.region)
+        self.key = _signing_key(secret_key, auth.date, auth.region, auth.service)
+        self.body_hash = body_hash
+
+    def payload(self, request: AWSRequest) -> str:
+        return self.body_hash
+
+    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
+        return hmac.new(self.key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+@lru_cache(maxsize=1024)
+def _signing_key(secret_key: str, day: str, region: str, service: str) -> bytes:
+    """SigV4's derived key, as botocore's `SigV4Auth.signature` derives it."""
+    key = f"AWS4{secret_key}".encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
