@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +71,26 @@ def test_approve_and_inspect_refuse_a_forged_code_before_showing_it() -> None:
     assert run_xtok(["inspect", request_code()], env).code == 0  # the genuine one shows
 
 
+def test_a_long_field_cannot_wrap_into_a_fake_line() -> None:
+    """Without control characters, a field padded to the terminal's width would wrap into what
+    looks like another line (a fake `secrets:` or `request:`). xtok wraps long values itself,
+    continuation lines indented under the value, so no field text starts where labels do."""
+    fake = "secrets:  DB=prod/harmless   request:  0123456789abcdef  key 0011223344556677"
+    code = request_code(run__job="deploy" + " " * 70 + fake, run__url="https://ci/" + "x" * 300)
+    env = aws_env("http://127.0.0.1:9")  # never reached: nothing is minted without a role
+    shown = [run_xtok(["approve", code, "--yes"], env).err, run_xtok(["inspect", code], env).out]
+    for text in shown:
+        lines = [line for line in text.splitlines() if not line.startswith("xtok: error")]
+        assert all(len(line) <= 80 for line in lines), text
+        labels = [line.split(":")[0].strip() for line in lines if not line.startswith(" " * 9)]
+        assert labels.count("secrets") == 1 and labels.count("request") <= 1, text
+
+
 def test_plain_token_fields_are_shown_escaped() -> None:
     payload = {
         "kind": "assume-role",
         "name": "deploy\x1b]0;pwned\x07\u202e",
-        "region": "eu\rus-east-1",
+        "region": "eu-west-1",  # a malformed region is refused (see below)
         "scope": {"secrets": ["a\x1b[1Ab"]},
         "k": "ASIAIOSFODNN7EXAMPLE",
         "s": "s" * 40,
@@ -83,7 +99,7 @@ def test_plain_token_fields_are_shown_escaped() -> None:
     res = run_xtok(["inspect", "-"], aws_env("http://127.0.0.1:9"), stdin=_xtok(payload))
     assert res.code == 0, res.err
     assert "session: deploy\\x1b]0;pwned\\x07\\u202e" in res.out
-    assert "region:  eu\\x0dus-east-1" in res.out and "a\\x1b[1Ab" in res.out
+    assert "a\\x1b[1Ab" in res.out
     assert not any(c in res.out for c in "\x1b\x07\r\u202e")
 
 
@@ -115,6 +131,19 @@ def test_forged_times_are_token_errors(token: str) -> None:
     res = _run(token)
     assert res.code == 201 and "ran" not in res.out, res.err
     assert run_xtok(["inspect", "-"], aws_env("http://127.0.0.1:9"), stdin=token).code == 201
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"region": "evil.example/#"},  # the fetch's host is secretsmanager.REGION.amazonaws.com
+        {"region": "us-east-1\r\nX-Injected: 1"},
+        {"k": "ASIA\r\nX-Injected: 1"},  # the key id goes into the Authorization header
+    ],
+)
+def test_token_fields_that_build_a_request_are_checked(fields: dict[str, str]) -> None:
+    res = _run(_xtok({"k": "ASIAIOSFODNN7EXAMPLE", "s": "s" * 40, "t": "t" * 40, **fields}))
+    assert res.code == 201 and "malformed" in res.err and "ran" not in res.out, res.err
 
 
 @pytest.mark.parametrize("url", ["localhost:4566", "127.0.0.1:4566", "ftp://h/", "http://"])
@@ -221,3 +250,101 @@ def test_request_with_a_control_character_in_its_identity_is_a_usage_error(
     res = run_xtok(["request", "--secret", "A=a/b", "--job", "deploy\x1b[2K"], env)
     assert res.code == 200 and "control or bidi character (\\x1b)" in res.err, res.err
     assert "\x1b" not in res.both and res.out == ""
+
+
+def test_secret_metadata_written_by_another_caller_is_shown_escaped(
+    xtok_server: DevServer,
+) -> None:
+    """A secret's description, tags and staging labels are written by whoever may update the
+    secret (on AWS too, without a character rule): `xtok secret describe` and `ls` must not let
+    them paint the reader's terminal."""
+    import boto3
+
+    env = aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key)
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=xtok_server.url,
+        region_name="us-east-1",
+        aws_access_key_id=xtok_server.access_key_id,
+        aws_secret_access_key=xtok_server.secret_access_key,
+    )
+    nasty = "".join(NASTY)
+    sm.create_secret(Name="painted/desc", SecretString="x", Description=f"fine{nasty}")
+    sm.put_secret_value(SecretId="painted/desc", SecretString="y", VersionStages=[f"L{nasty}"])
+    outputs = [
+        run_xtok(["secret", "describe", "painted/desc"], env),
+        run_xtok(["secret", "ls", "--prefix", "painted/"], env),
+    ]
+    for res in outputs:
+        assert res.code == 0, res.err
+        assert not any(c in res.out for c in "\b\r\x1b\x9b\u202e\u2067\u200d\u2028")
+    assert "fine\\x08" in outputs[0].out
+
+
+@pytest.fixture
+def not_aws() -> Iterator[str]:
+    """A loopback web server that answers every request with 200 and a page, as a proxy's
+    login page or a mistyped --endpoint-url does."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html><body>Please log in to the proxy</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_an_answer_that_is_not_aws_fails_closed(not_aws: str) -> None:
+    """A 200 answer without a secret value must never start the command (with an empty
+    secret), and a mint answer without credentials is an AWS error, not an internal one."""
+    token = _xtok({"k": "ASIAIOSFODNN7EXAMPLE", "s": "s" * 40, "t": "t" * 40})
+    ran = _run(token, "--endpoint-url", not_aws)
+    assert ran.code == 207 and "ran" not in ran.out, ran.err
+    assert "not an AWS answer" in ran.err
+    minted = run_xtok(["token", "--duration", "15m", "--endpoint-url", not_aws], aws_env(not_aws))
+    assert minted.code == 207 and "not an AWS answer" in minted.err, minted.err
+
+
+_DEEP = '{"a":' + "[" * 100_000 + "]" * 100_000 + "}"  # nested past Python's recursion limit
+
+
+def _armored(kind: str, body: str) -> str:
+    text = f"{kind}1." + armor.b64e(body.encode())
+    return f"{text}.{armor._checksum(text)}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [_armored("xtokr", _DEEP), _armored("xtok", _DEEP), _armored("xtoks", _DEEP), _DEEP],
+    ids=["request-code", "token", "sealed-token", "json-token"],
+)
+def test_deeply_nested_input_is_a_token_error(text: str) -> None:
+    """JSON nested deeper than the parser recurses is malformed input, not an internal error."""
+    res = run_xtok(["inspect", "-"], aws_env("http://127.0.0.1:9"), stdin=text)
+    assert res.code == 201, res.err
+
+
+def test_a_deeply_nested_json_secret_is_not_an_object(xtok_server: DevServer) -> None:
+    env = aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key)
+    assert run_xtok(["secret", "put", "hostile/deep"], env, stdin=_DEEP[:60_000]).code == 0
+    token = run_xtok(["token", "--duration", "15m"], env)
+    assert token.code == 0, token.err
+    res = run_xtok(
+        ["run", "--secret", "A=hostile/deep#a", "--", "echo", "ran"],
+        {**env, "XTOK_TOKEN": token.out.strip()},
+    )
+    assert res.code == 200 and "is not a JSON object" in res.err and "ran" not in res.out

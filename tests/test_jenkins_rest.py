@@ -26,6 +26,7 @@ class FakeJenkins(ThreadingHTTPServer):
     require_crumb = False
     pending = True
     redirect_to = ""  # when set, every request is redirected there (a hostile proxy's move)
+    answer = b""  # when set, the body of every 200 answer (a hostile or broken Jenkins)
     submitted: list[dict[str, object]]
     seen_auth: list[str]
 
@@ -47,6 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.headers.get("Authorization") == expected
 
     def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        body = self.server.answer if self.server.answer and status == 200 else body
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -123,10 +125,13 @@ elsewhere = pytest.fixture(_serve)  # another origin: same loopback address, ano
 
 
 @pytest.fixture
-def xtok(xtok_server: DevServer, tmp_path: Path, unique: str) -> Callable[..., Result]:
+def xtok(
+    xtok_server: DevServer, tmp_path: Path, unique: str, jenkins: FakeJenkins
+) -> Callable[..., Result]:
     env = {
         **aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key),
         "XTOK_STATE_DIR": str(tmp_path / "state"),
+        "JENKINS_URL": jenkins.build_url.split("job/")[0],  # the API token is for it alone
         "JENKINS_USER_ID": USER,
         "JENKINS_API_TOKEN": API_TOKEN,
         "HOME": str(tmp_path),
@@ -207,6 +212,9 @@ def test_refusals_are_clear(xtok: Callable[..., Result], unique: str, jenkins: F
     assert nothing.code == 205 and "no pending input 'XtokToken'" in nothing.err
     not_a_build = xtok("approve", code, "--yes", "--jenkins", "ftp://x/job/a/1/")
     assert not_a_build.code == 200 and "not a Jenkins build URL" in not_a_build.err
+    painted = jenkins.build_url.replace("job/", "\x1b]0;x\x07/job/")  # BUILD_URL is pipeline's
+    res = xtok("approve", code, "--yes", "--jenkins", painted)
+    assert res.code == 200 and "not a Jenkins build URL" in res.err and "\x1b" not in res.both
     no_creds = xtok(
         "approve",
         code,
@@ -261,3 +269,72 @@ def test_plain_http_is_refused_before_anything_is_minted(
     res = xtok("approve", code, "--yes", "--jenkins", url)
     assert res.code == 200 and "plain http:// would send your API token" in res.err
     assert "--insecure-http" in res.err and res.out == ""  # no sealed token was minted
+
+
+def test_plain_http_never_goes_through_a_proxy(
+    xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, elsewhere: FakeJenkins
+) -> None:
+    """With http_proxy set (a corporate laptop), a loopback http:// build URL must not send the
+    API token in the clear to the proxy: it is another host than the build's."""
+    code, _ = pending_request(xtok, unique)
+    proxy = f"http://127.0.0.1:{elsewhere.server_address[1]}"
+    url = jenkins.build_url.replace("127.0.0.1", "localhost")  # the AWS endpoint: no_proxy
+    res = xtok(
+        "approve",
+        code,
+        "--yes",
+        "--jenkins",
+        url,
+        http_proxy=proxy,
+        no_proxy="127.0.0.1",
+        JENKINS_URL=url.split("job/")[0],
+    )
+    assert res.code == 0, res.err
+    assert elsewhere.seen_auth == []  # the proxy saw nothing
+    assert len(jenkins.submitted) == 1
+
+
+@pytest.mark.parametrize("answer", [b'{"id": "XtokToken"}', b"[1, 2]", b"[" * 100_000, b"<html>"])
+def test_an_answer_that_is_not_jenkins_fails_cleanly(
+    xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, answer: bytes
+) -> None:
+    code, _ = pending_request(xtok, unique)
+    jenkins.answer = answer
+    res = xtok("approve", code, "--yes", "--jenkins", jenkins.build_url)
+    assert res.code == 206 and "pendingInputActions answer is not" in res.err, res.err
+    assert res.out.startswith("xtoks1.")  # the sealed token can still be pasted by hand
+
+
+def test_api_token_goes_only_to_jenkins_url(
+    xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, elsewhere: FakeJenkins
+) -> None:
+    """A pipeline can set BUILD_URL (withEnv), and so the approve line its input shows: the
+    API token from the environment goes only to JENKINS_URL, refused before anything is
+    minted; without JENKINS_URL it goes nowhere."""
+    code, _ = pending_request(xtok, unique)
+    res = xtok("approve", code, "--yes", "--jenkins", elsewhere.build_url)
+    assert res.code == 204 and "your API token is not sent there" in res.err, res.err
+    assert res.out == "" and elsewhere.seen_auth == []
+    unset = xtok("approve", code, "--yes", "--jenkins", jenkins.build_url, JENKINS_URL="")
+    assert unset.code == 208 and "JENKINS_URL" in unset.err and unset.out == ""
+    assert jenkins.seen_auth == []
+
+
+def test_a_netrc_default_entry_is_not_sent_to_any_jenkins(
+    xtok: Callable[..., Result], unique: str, jenkins: FakeJenkins, tmp_path: Path
+) -> None:
+    netrc = tmp_path / ".netrc"  # HOME is tmp_path in these tests
+    netrc.write_text(f"default login {USER} password {API_TOKEN}\n")
+    netrc.chmod(0o600)
+    code, _ = pending_request(xtok, unique)
+    res = xtok(
+        "approve",
+        code,
+        "--yes",
+        "--jenkins",
+        jenkins.build_url,
+        JENKINS_USER_ID="",
+        JENKINS_API_TOKEN="",
+    )
+    assert res.code == 208 and "no Jenkins credentials" in res.err, res.err
+    assert jenkins.seen_auth == []

@@ -264,6 +264,20 @@ def test_expired_requests_and_leftovers_are_purged(
     assert xtok("request", "--purge-after", "10s", "--secret", "A=a/b").code == 200
 
 
+def test_a_planted_fifo_or_link_does_not_hang_the_purge(
+    xtok: Callable[..., Result], unique: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Another process of the user can put anything in the state directory: a FIFO named like
+    a record must not block every later request (the purge would wait on it forever)."""
+    state = Path(env["XTOK_STATE_DIR"])
+    assert xtok("request", "--secret", "A=a/b").code == 0
+    os.mkfifo(state / "fedcba9876543210.json")
+    (state / "0123456789abcdef.json").symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text('{"expires": 0}')
+    assert xtok("request", "--secret", "A=a/b").code == 0  # run_xtok times out at 60 s
+    assert (tmp_path / "elsewhere.json").exists()
+
+
 def test_ticket_never_goes_to_the_approver(
     xtok: Callable[..., Result], role: str, unique: str
 ) -> None:

@@ -259,7 +259,8 @@ def put_user(peer: Peer, name: str, statements: list[dict[str, Any]]) -> dict[st
 def test_writing_a_malformed_policy_is_refused_on_the_wire(peer: Peer, unique: str) -> None:
     iam = peer.client("iam")
     iam.create_user(UserName=f"mal-{unique}")
-    for text in ('{"Version": "2012-10-17", "Statement": 5}', statement(Action=5)):
+    deep = '{"Version": "2012-10-17", "Statement": ' + "[" * 1500 + "]" * 1500 + "}"
+    for text in ('{"Version": "2012-10-17", "Statement": 5}', statement(Action=5), deep):
         err = error(
             lambda t=text: iam.put_user_policy(
                 UserName=f"mal-{unique}", PolicyName="p", PolicyDocument=t
@@ -274,6 +275,8 @@ def test_writing_a_malformed_policy_is_refused_on_the_wire(peer: Peer, unique: s
         )
     )
     assert session.response["Error"]["Code"] == "MalformedPolicyDocument"
+    trust = error(lambda: iam.create_role(RoleName=f"mal-{unique}", AssumeRolePolicyDocument=deep))
+    assert trust.response["Error"]["Code"] == "MalformedPolicyDocument"
 
 
 def deny_if(operator: str, key: str, value: Any) -> dict[str, Any]:
@@ -306,6 +309,32 @@ def test_the_endpoint_sets_request_keys(
     )
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "header"),
+    [
+        ("aws:SecureTransport", "false", ("X-Forwarded-Proto", "https")),
+        ("aws:SourceIp", ["127.0.0.0/8", "::1/128"], ("X-Forwarded-For", "10.1.2.3")),
+    ],
+)
+def test_forwarded_headers_do_not_set_request_keys(
+    peer: Peer, unique: str, key: str, value: Any, header: tuple[str, str]
+) -> None:
+    """Any local caller can send X-Forwarded-* headers (unsigned): they must not turn plain
+    HTTP into aws:SecureTransport true, nor move aws:SourceIp off loopback."""
+    name = f"fw-{unique}-{key.split(':')[1]}"
+    peer.client("secretsmanager").create_secret(Name=name, SecretString="v")
+    operator = "Bool" if key == "aws:SecureTransport" else "IpAddress"
+    sm = peer.client("secretsmanager", put_user(peer, name, [READ, deny_if(operator, key, value)]))
+
+    def forge(request: Any, **kwargs: Any) -> None:
+        request.headers[header[0]] = header[1]
+
+    sm.meta.events.register("before-send.*", forge)
+    assert error(lambda: sm.get_secret_value(SecretId=name)).response["Error"]["Code"] == (
+        "AccessDeniedException"
+    )
+
+
 def test_secrets_manager_request_keys(peer: Peer, unique: str) -> None:
     name = f"sk-{unique}"
     sm = peer.client("secretsmanager")
@@ -326,6 +355,9 @@ def test_secrets_manager_request_keys(peer: Peer, unique: str) -> None:
         lambda: mine.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS"),
         lambda: mine.get_secret_value(SecretId=name, VersionId=version),
         lambda: mine.create_secret(Name=f"sk-{unique}-new", SecretString="v"),
+        lambda: mine.update_secret_version_stage(
+            SecretId=name, VersionStage="AWSPREVIOUS", MoveToVersionId=version
+        ),
     ):
         assert error(call).response["Error"]["Code"] == "AccessDeniedException"
     mine.create_secret(Name=f"sk-{unique}-other", SecretString="v")
@@ -423,6 +455,12 @@ def test_a_denied_caller_learns_nothing_about_existence(peer: Peer, unique: str)
         "Error"
     ]
     assert real["Message"] == ghost["Message"].replace(role_arn + "-x", role_arn)
+    iam_admin, nosy = peer.client("iam"), peer.client("iam", keys)
+    iam_admin.create_group(GroupName=f"hidden-{unique}", Path="/secret-team/")
+    real = error(lambda: nosy.get_group(GroupName=f"hidden-{unique}")).response["Error"]
+    ghost = error(lambda: nosy.get_group(GroupName=f"ghost-{unique}")).response["Error"]
+    assert "secret-team" not in real["Message"]  # neither the path nor existence shows
+    assert real["Message"] == ghost["Message"].replace("ghost-", "hidden-")
 
 
 # --- policy variables ----------------------------------------------------------------------------
@@ -551,3 +589,116 @@ def test_a_policy_variable_scopes_iam_on_the_wire(peer: Peer, unique: str) -> No
     iam.list_access_keys(UserName=f"self-{unique}")
     err = error(lambda: iam.list_access_keys(UserName=f"other-{unique}"))
     assert err.response["Error"]["Code"] == "AccessDenied"
+
+
+def _sized(n_resources: int) -> str:
+    """A policy of about 40 characters per resource, padded with white space IAM does not count."""
+    resources = [f"arn:aws:secretsmanager:*:*:secret:p{i:04}-*" for i in range(n_resources)]
+    return json.dumps({"Version": "2012-10-17", "Statement": [allow_read(resources)]}, indent=8)
+
+
+def allow_read(resources: list[str]) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": resources}
+
+
+def test_policy_size_quotas_are_iams(peer: Peer, unique: str) -> None:
+    """IAM's quotas (white space not counted): a user's inline policies 2,048 characters
+    together, a managed policy 6,144, a trust policy 2,048. A policy that fits here must fit
+    on AWS, or xtok's generated policies could fail only there."""
+    iam = peer.client("iam")
+    user = f"size-{unique}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="a", PolicyDocument=_sized(25))  # ~1,100
+    iam.put_user_policy(UserName=user, PolicyName="a", PolicyDocument=_sized(25))  # replaced
+    too_much = error(
+        lambda: iam.put_user_policy(UserName=user, PolicyName="b", PolicyDocument=_sized(25))
+    )
+    assert too_much.response["Error"]["Code"] == "LimitExceeded"
+    assert "2048" in too_much.response["Error"]["Message"]
+    iam.create_policy(PolicyName=f"fits-{unique}", PolicyDocument=_sized(130))  # ~5,700
+    big = error(lambda: iam.create_policy(PolicyName=f"big-{unique}", PolicyDocument=_sized(150)))
+    assert big.response["Error"]["Code"] == "LimitExceeded"
+    over = error(
+        lambda: iam.create_role(RoleName=f"t-{unique}", AssumeRolePolicyDocument=_trust(80))
+    )
+    assert over.response["Error"]["Code"] == "LimitExceeded"
+    assert iam.create_role(RoleName=f"t-{unique}", AssumeRolePolicyDocument=_trust(55))
+
+
+def _trust(principals: int) -> str:
+    """A trust policy of about 29 characters per principal."""
+    names = [f"arn:aws:iam::{ACCOUNT}:root"] * principals
+    statement = {"Effect": "Allow", "Principal": {"AWS": names}, "Action": "sts:AssumeRole"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def test_tagging_requests_set_tag_keys_and_request_tags(peer: Peer, unique: str) -> None:
+    """User and role tags are aws:PrincipalTag: a Deny on aws:TagKeys / aws:RequestTag must
+    stop a caller from tagging (or untagging) its way into a protected tag, on every tagging
+    action as in AWS, not only on AssumeRole."""
+    name = f"tagger-{unique}"
+    protected = {
+        "Effect": "Deny",
+        "Action": ["iam:*", "secretsmanager:*"],
+        "Resource": "*",
+        "Condition": {"ForAnyValue:StringEqualsIgnoreCase": {"aws:TagKeys": ["clearance"]}},
+    }
+    pinned = {
+        "Effect": "Deny",
+        "Action": "iam:TagUser",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:RequestTag/team": "admins"}},
+    }
+    everything = {"Effect": "Allow", "Action": ["iam:*", "secretsmanager:*"], "Resource": "*"}
+    keys = put_user(peer, name, [everything, protected, pinned])
+    peer.client("secretsmanager").create_secret(Name=f"{name}/s", SecretString="v")
+    iam, sm = peer.client("iam", keys), peer.client("secretsmanager", keys)
+    clearance = [{"Key": "Clearance", "Value": "high"}]
+    attempts = {
+        "TagUser": lambda: iam.tag_user(UserName=name, Tags=clearance),
+        "UntagUser": lambda: iam.untag_user(UserName=name, TagKeys=["Clearance"]),
+        "CreateUser": lambda: iam.create_user(UserName=f"{name}-2", Tags=clearance),
+        "CreateRole": lambda: iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=_trust(1), Tags=clearance
+        ),
+        "TagResource": lambda: sm.tag_resource(SecretId=f"{name}/s", Tags=clearance),
+        "UntagResource": lambda: sm.untag_resource(SecretId=f"{name}/s", TagKeys=["clearance"]),
+        "CreateSecret": lambda: sm.create_secret(
+            Name=f"{name}/t", SecretString="v", Tags=clearance
+        ),
+        "RequestTag": lambda: iam.tag_user(
+            UserName=name, Tags=[{"Key": "team", "Value": "admins"}]
+        ),
+    }
+    for action, attempt in attempts.items():
+        code = error(attempt).response["Error"]["Code"]
+        assert code in ("AccessDenied", "AccessDeniedException"), action
+    iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": "ops"}])  # other tags are fine
+
+
+def test_iam_tag_keys_are_case_insensitive(peer: Peer, unique: str) -> None:
+    """IAM user and role tag keys are case-insensitive (case preserved): `team` replaces
+    `Team`, so aws:PrincipalTag/team has one value, the last one written."""
+    iam = peer.client("iam")
+    name = f"case-{unique}"
+    gated = {
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:PrincipalTag/team": "ops"}},
+    }
+    keys = put_user(peer, name, [gated])
+    peer.client("secretsmanager").create_secret(Name=name, SecretString="v")
+    iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": "ops"}])
+    iam.tag_user(UserName=name, Tags=[{"Key": "Team", "Value": "dev"}])
+    assert iam.list_user_tags(UserName=name)["Tags"] == [{"Key": "Team", "Value": "dev"}]
+    sm = peer.client("secretsmanager", keys)
+    assert error(lambda: sm.get_secret_value(SecretId=name)).response["Error"]["Code"] == (
+        "AccessDeniedException"
+    )
+    twice = [{"Key": "Team", "Value": "a"}, {"Key": "TEAM", "Value": "b"}]
+    assert error(lambda: iam.tag_user(UserName=name, Tags=twice)).response["Error"]["Code"] == (
+        "InvalidInput"
+    )
+    iam.untag_user(UserName=name, TagKeys=["TEAM"])
+    assert not iam.list_user_tags(UserName=name)["Tags"]

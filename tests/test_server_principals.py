@@ -295,3 +295,56 @@ def test_a_trust_policy_keeps_its_principals_by_unique_id(peer: Peer, unique: st
         )
     )
     assert err.response["Error"]["Code"] == "MalformedPolicyDocument"
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        [{"Key": "team", "Value": "ops\x1b[2J"}],  # a control character
+        [{"Key": "aws:team", "Value": "ops"}],  # the reserved prefix
+        [{"Key": "team", "Value": "o" * 257}],  # longer than 256
+        [{"Key": "team", "Value": "ops"}, {"Key": "TEAM", "Value": "admins"}],  # same key
+    ],
+)
+def test_session_tags_are_checked_like_aws(
+    peer: Peer, unique: str, tags: list[dict[str, str]]
+) -> None:
+    """Session tags become aws:PrincipalTag/*: STS refuses what breaks its tag rules (and
+    keys that differ only in case) instead of storing them on the session."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"AWS": admin_arn(peer)},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+    }
+    arn = str(
+        peer.client("iam").create_role(
+            RoleName=f"tagged-{unique}", AssumeRolePolicyDocument=doc(statement)
+        )["Role"]["Arn"]
+    )
+    assert code(lambda: assume(peer, None, arn, Tags=tags)) == "ValidationError"
+    assume(peer, None, arn, Tags=[{"Key": "team", "Value": "ops"}])  # a valid tag is fine
+
+
+def test_get_session_token_credentials_call_iam_only_with_mfa(peer: Peer, unique: str) -> None:
+    """STS: GetSessionToken's credentials call no IAM operation unless MFA was given, whatever
+    the user's policies allow (AWS answers InvalidClientTokenId)."""
+    iam = peer.client("iam")
+    name = f"gst-{unique}"
+    keys = user(peer, name, allow("iam:*"), allow("sts:*"))
+    sts = peer.client("sts", keys)
+    plain = dict(sts.get_session_token(DurationSeconds=900)["Credentials"])
+    assert code(lambda: peer.client("iam", plain).get_user()) == "InvalidClientTokenId"
+    assert peer.client("sts", plain).get_caller_identity()["Arn"].endswith(f"user/{name}")
+    device = iam.create_virtual_mfa_device(VirtualMFADeviceName=name)["VirtualMFADevice"]
+    serial, seed = device["SerialNumber"], base64.b32decode(device["Base32StringSeed"])
+    now = time.time()
+    iam.enable_mfa_device(
+        UserName=name,
+        SerialNumber=serial,
+        AuthenticationCode1=code_at(seed, now - STEP),
+        AuthenticationCode2=code_at(seed, now),
+    )
+    with_mfa = sts.get_session_token(
+        DurationSeconds=900, SerialNumber=serial, TokenCode=code_at(seed, now + STEP)
+    )["Credentials"]
+    assert peer.client("iam", dict(with_mfa)).get_user()["User"]["UserName"] == name

@@ -7,6 +7,7 @@ code are refused when they hold any (`check_plain`); every value shown is escape
 
 from __future__ import annotations
 
+import os
 import unicodedata
 
 from xtok.errors import TokenError
@@ -27,6 +28,31 @@ def shown(value: object, limit: int | None = None) -> str:
     if not any(is_unsafe(c) for c in text):
         return text
     return "".join(_escape(c) if is_unsafe(c) else c for c in text)
+
+
+def field_lines(prefix: str, value: object, width: int) -> list[str]:
+    """`prefix` (an indented label) and `value` escaped, wrapped by xtok at `width` columns
+    with every continuation line indented as far as the value: a long field can never wrap,
+    as a terminal would wrap it, into what looks like another field's line. Non-ASCII
+    characters count two columns (wide ones take two; counting more is the safe side)."""
+    room = max(width - len(prefix) - 1, 16)
+    lines, line, used = [], "", 0
+    for char in shown(value):
+        cost = 1 if char.isascii() else 2
+        if used + cost > room:
+            lines.append(line)
+            line, used = "", 0
+        line, used = line + char, used + cost
+    lines.append(line)
+    return [prefix + lines[0], *(" " * len(prefix) + rest for rest in lines[1:])]
+
+
+def terminal_width(fd: int = 2) -> int:
+    """The columns of the terminal on `fd`, or 80 when it is none (a log viewer wraps too)."""
+    try:
+        return os.get_terminal_size(fd).columns
+    except OSError:
+        return 80
 
 
 def _escape(char: str) -> str:

@@ -2,12 +2,12 @@
 
 Finds the step at `BUILD_URL/wfapi/pendingInputActions`, then POSTs the sealed token to
 `BUILD_URL/input/ID/proceed` as the `json` form field. Authenticates with a user and API token
-(JENKINS_USER_ID / JENKINS_API_TOKEN, or ~/.netrc); fetches a CSRF crumb only when Jenkins asks
-for one. The token never appears in a message.
+(JENKINS_USER_ID / JENKINS_API_TOKEN for JENKINS_URL only, or the host's ~/.netrc entry);
+fetches a CSRF crumb only when Jenkins asks for one. The token never appears in a message.
 
 The API token goes only to the build's own origin (scheme, host, port): a redirect elsewhere is
 refused, not followed with the credentials, and plain http:// is refused unless the host is
-loopback or the approver says `--insecure-http`.
+loopback or the approver says `--insecure-http`, and never goes through a proxy in the clear.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from xtok.display import shown
+from xtok.display import is_unsafe, shown
 from xtok.errors import AccessDenied, ConfigError, NetworkError, NotFound, UsageError
 
 INPUT_ID = "XtokToken"
@@ -32,11 +32,28 @@ TIMEOUT = 30
 
 
 def _auth_header(url: str) -> dict[str, str]:
+    """Basic auth for `url`'s Jenkins. The API token in the environment is bound to
+    JENKINS_URL, as a ~/.netrc entry is to its host: a build URL elsewhere (a pipeline can set
+    BUILD_URL, and with it the approve line it prints) never gets it."""
     user, token = os.environ.get("JENKINS_USER_ID"), os.environ.get("JENKINS_API_TOKEN")
-    if not (user and token):
+    if user and token:
+        root = os.environ.get("JENKINS_URL", "")
+        if not root:
+            raise ConfigError(
+                "JENKINS_API_TOKEN is sent only to JENKINS_URL, which is not set",
+                tip="set JENKINS_URL to your Jenkins' root URL, e.g. https://jenkins.example/",
+            )
+        if _origin(root) != _origin(url):
+            raise AccessDenied(
+                f"the build URL is on {shown(_origin_text(url))}, not on JENKINS_URL "
+                f"({shown(_origin_text(root))}): your API token is not sent there",
+                tip="approve only builds of your own Jenkins; check where the approve line "
+                "came from",
+            )
+    else:
         host = urllib.parse.urlsplit(url).hostname or ""
         try:
-            entry = netrc.netrc().authenticators(host)
+            entry = netrc.netrc().hosts.get(host)  # not its `default` entry: that fits any host
         except (FileNotFoundError, netrc.NetrcParseError):
             entry = None
         if entry is None:
@@ -101,7 +118,12 @@ def _is_loopback(host: str) -> bool:
 def check_build_url(build_url: str, *, insecure_http: bool = False) -> None:
     """Refuse what is not a build URL, and plain http:// to a host that is not loopback."""
     parts = urllib.parse.urlsplit(build_url)
-    if parts.scheme not in ("http", "https") or "/job/" not in parts.path or not parts.hostname:
+    if (
+        parts.scheme not in ("http", "https")
+        or "/job/" not in parts.path
+        or not parts.hostname
+        or any(is_unsafe(c) or c.isspace() for c in build_url)  # it is shown in messages
+    ):
         raise UsageError(
             f"--jenkins {shown(build_url)!r} is not a Jenkins build URL",
             tip="e.g. https://jenkins.example/job/deploy/42/",
@@ -111,6 +133,7 @@ def check_build_url(build_url: str, *, insecure_http: bool = False) -> None:
             "--jenkins over plain http:// would send your API token unencrypted",
             tip="use the https:// URL, or pass --insecure-http if you must",
         )
+    _auth_header(build_url)  # credentials for exactly this Jenkins, or refuse before minting
 
 
 class _Client:
@@ -119,10 +142,15 @@ class _Client:
         self.build = build_url.rstrip("/") + "/"
         self.root = self.build[: self.build.index("/job/") + 1]
         self.headers = _auth_header(build_url)
-        self.opener = urllib.request.build_opener(
+        handlers: list[urllib.request.BaseHandler] = [
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
             _SameOrigin(_origin(build_url)),
-        )
+        ]
+        if build_url.lower().startswith("http:"):
+            # A proxy from http_proxy would get the API token in the clear (and reach its own
+            # loopback, not ours); over https it only relays an encrypted tunnel.
+            handlers.append(urllib.request.ProxyHandler({}))
+        self.opener = urllib.request.build_opener(*handlers)
 
     def call(
         self,
@@ -151,8 +179,11 @@ class _Client:
         status, body = self.call("GET", self.root + "crumbIssuer/api/json")
         if status != 200:
             return {}
-        data = json.loads(body)
-        return {str(data["crumbRequestField"]): str(data["crumb"])}
+        try:
+            data = json.loads(body)
+            return {str(data["crumbRequestField"]): str(data["crumb"])}
+        except (ValueError, RecursionError, KeyError, TypeError):
+            raise NetworkError("Jenkins' crumbIssuer answer is not a crumb") from None
 
 
 def _check(status: int, what: str) -> None:
@@ -180,10 +211,10 @@ def submit(
     status, body = client.call("GET", client.build + "wfapi/pendingInputActions")
     _check(status, "pending inputs for this build")
     try:
-        actions: list[dict[str, Any]] = json.loads(body)
-    except ValueError:
-        raise NetworkError("Jenkins' pendingInputActions answer is not JSON") from None
-    match = [a for a in actions if str(a.get("id", "")).lower() == input_id.lower()]
+        actions = json.loads(body)
+        match = [a for a in actions if str(a.get("id", "")).lower() == input_id.lower()]
+    except (ValueError, RecursionError, TypeError, AttributeError):
+        raise NetworkError("Jenkins' pendingInputActions answer is not a list of inputs") from None
     if not match:
         raise NotFound(
             f"the build has no pending input {input_id!r}",

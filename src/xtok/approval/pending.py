@@ -156,7 +156,7 @@ def _unlock(path: Path, ticket: Ticket) -> tuple[RequestCode, bytes]:
         record = json.loads(path.read_text())
         request = RequestCode.parse(record["request"])
         nonce, sealed_key = armor.b64d(record["nonce"]), armor.b64d(record["key"])
-    except (ValueError, KeyError, TypeError, binascii.Error, TokenError):
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error, TokenError):
         path.unlink(missing_ok=True)
         raise ConfigError(
             f"the state of request {ticket.request_id} is damaged", tip=_TIP_NEW
@@ -175,14 +175,17 @@ def purge(directory: Path) -> None:
     """Remove records past their wait, and leftovers of runs that died mid-way."""
     now = time.time()
     for entry in directory.iterdir():
-        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError, RecursionError):
             if _stale(entry, now):
                 entry.unlink()
 
 
 def _stale(entry: Path, now: float) -> bool:
+    info = entry.lstat()
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read, a link leads elsewhere
+        return False
     if entry.name.endswith(".partial"):
-        return entry.lstat().st_mtime < now - 3600
+        return info.st_mtime < now - 3600
     if entry.name.endswith((".json", ".claimed")):
         return bool(json.loads(entry.read_text())["expires"] < now)
     return False

@@ -28,13 +28,13 @@ from xtok.aws.session import (
     aws_errors,
     check_endpoint_url,
     error_for,
+    not_aws,
     session,
     shown_url,
 )
 from xtok.aws.sign import sign
 from xtok.errors import (
     AccessDenied,
-    AwsError,
     ConfigError,
     Error,
     NetworkError,
@@ -219,7 +219,7 @@ def _error_of(status: int, data: bytes) -> tuple[str, str]:
     """The error code and message as botocore's JSON parser reads them."""
     try:
         doc = json.loads(data) if data else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         doc = {}
     if not isinstance(doc, dict):
         doc = {}
@@ -228,15 +228,15 @@ def _error_of(status: int, data: bytes) -> tuple[str, str]:
 
 
 def _value_of(data: bytes, what: str) -> Secret:
+    """The value in a GetSecretValue answer. One without a value is not AWS's (a proxy's page,
+    another server): never run the command with an empty secret."""
     try:
         doc = json.loads(data)
         if isinstance(doc.get("SecretString"), str):
             return Secret(doc["SecretString"])
-        return Secret(base64.b64decode(doc.get("SecretBinary") or ""))
-    except (ValueError, AttributeError):
-        raise AwsError(
-            f"cannot read secret {what}: the endpoint's answer is not readable"
-        ) from None
+        return Secret(base64.b64decode(doc["SecretBinary"], validate=True))
+    except (ValueError, RecursionError, AttributeError, KeyError, TypeError):
+        raise not_aws(f"cannot read secret {what}") from None
 
 
 class _BotocoreReader:
@@ -270,14 +270,16 @@ class _BotocoreReader:
             answer = self.client.get_secret_value(SecretId=name)
         if isinstance(answer.get("SecretString"), str):
             return Secret(answer["SecretString"])
-        return Secret(answer.get("SecretBinary") or b"")
+        if not isinstance(answer.get("SecretBinary"), bytes):
+            raise not_aws(f"cannot read secret {what}")
+        return Secret(answer["SecretBinary"])
 
 
 def _select(ref: SecretRef, value: Secret) -> Secret:
     if ref.json_key is not None:
         try:
             doc = json.loads(value.reveal())
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deeply to be an object of keys
             doc = None
         if not isinstance(doc, dict):
             raise UsageError(

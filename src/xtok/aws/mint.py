@@ -124,7 +124,7 @@ def mint(
             SourceIdentity=me,
             **extra,
         )
-    return _credentials(resp, req, kind="assume-role", name=name, region=region)
+        return _credentials(resp, req, kind="assume-role", name=name, region=region)
 
 
 def _credentials(

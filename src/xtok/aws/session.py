@@ -43,6 +43,7 @@ _TIP_DENIED = (
 )
 _TIP_REJECTED = "check the credentials or token, and this machine's clock"
 _TIP_NETWORK = "check --endpoint-url / AWS_ENDPOINT_URL and the network"
+_TIP_NOT_AWS = "check --endpoint-url / AWS_ENDPOINT_URL and any proxy (http_proxy, https_proxy)"
 _TIP_CREDENTIALS = "configure AWS credentials (aws configure, AWS_PROFILE or AWS_* variables)"
 _TIP_REGION = "pass --region or set AWS_REGION"
 
@@ -216,6 +217,7 @@ def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
     message; they are masked before the message is shown.
     """
     import botocore.exceptions as bx
+    from botocore.parsers import ResponseParserError
 
     try:
         yield
@@ -239,6 +241,15 @@ def aws_errors(what: str, *, scrub: Sequence[bytes] = ()) -> Iterator[None]:
         raise UsageError(f"{what}: {detail}") from None
     except bx.BotoCoreError as exc:
         raise AwsError(f"{what}: {type(exc).__name__}") from None
+    except (ResponseParserError, KeyError, TypeError):
+        # botocore checks no answer against the model: a proxy's page or another server's
+        # answer arrives unparsed, or parsed without the members AWS always sends.
+        raise not_aws(what) from None
+
+
+def not_aws(what: str) -> AwsError:
+    """The error for an answer that is not an AWS service's (fail closed, never use it)."""
+    return AwsError(f"{what}: the endpoint's answer is not an AWS answer", tip=_TIP_NOT_AWS)
 
 
 def shown_url(url: object) -> str | None:

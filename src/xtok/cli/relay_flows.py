@@ -170,9 +170,10 @@ def _proof_summary(entry: Mapping[str, Any], request: RequestCode) -> str:
     return click.style(f"verified {shown(subject)}", fg="green")
 
 
-def proof_lines(proof: str | None, request: RequestCode) -> list[tuple[str, str]]:
-    """The approve screen's identity lines: verified claims (from the CI's OIDC token, checked
-    here), or a red warning that the identity above is only claimed. Raises ProofRefused."""
+def proof_lines(proof: str | None, request: RequestCode) -> list[tuple[str, str, str | None]]:
+    """The approve screen's identity lines as (label, escaped text, colour): verified claims
+    (from the CI's OIDC token, checked here), or a red warning that the identity above is only
+    claimed. The caller wraps and colours them. Raises ProofRefused."""
     from xtok.approval import oidc
 
     trust = oidc.Trust.load()
@@ -185,11 +186,9 @@ def proof_lines(proof: str | None, request: RequestCode) -> list[tuple[str, str]
         return [
             (
                 "identity",
-                click.style(
-                    "UNPROVEN: CI, job, build and commit above are only claimed by the "
-                    "request; compare the key fingerprint with the run's log",
-                    fg="red",
-                ),
+                "UNPROVEN: CI, job, build and commit above are only claimed by the "
+                "request; compare the key fingerprint with the run's log",
+                "red",
             )
         ]
     verified = oidc.verify(proof, request, trust, oidc.FileSeen())
@@ -197,13 +196,10 @@ def proof_lines(proof: str | None, request: RequestCode) -> list[tuple[str, str]
         "key": "bound to this request's key",
         "first-use": "fixed audience: first use, bound to this key from now on",
     }[verified.binding]
-    lines = [
-        (
-            "identity",
-            click.style(f"VERIFIED by {shown(verified.issuer)} ({bound})", fg="green"),
-        )
+    lines: list[tuple[str, str, str | None]] = [
+        ("identity", f"VERIFIED by {shown(verified.issuer)} ({bound})", "green")
     ]
-    lines += [("claim", f"{k} = {shown(v)}") for k, v in verified.shown()]
+    lines += [("claim", f"{shown(k)} = {shown(v)}", None) for k, v in verified.shown()]
     return lines
 
 

@@ -18,6 +18,7 @@ from xtok.cli.app import (
     stdin_is_tty,
     warn,
 )
+from xtok.display import shown
 from xtok.errors import UsageError
 
 
@@ -127,7 +128,8 @@ def secret_ls(prefix: str | None, as_json: bool, aws: Any) -> None:
         print_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['Name']}\t{row.get('LastChangedDate') or row.get('CreatedDate') or ''}")
+        changed = row.get("LastChangedDate") or row.get("CreatedDate") or ""
+        click.echo(f"{shown(row['Name'])}\t{changed}")
 
 
 @secret.command("describe")
@@ -145,6 +147,6 @@ def secret_describe(name: str, as_json: bool, aws: Any) -> None:
     for key, value in meta.items():
         if key == "VersionIdsToStages":
             for version, stages in value.items():
-                click.echo(f"{'Version':<17}{version} {','.join(stages)}")
-        else:
-            click.echo(f"{key:<17}{value}")
+                click.echo(f"{'Version':<17}{shown(version)} {shown(','.join(stages))}")
+        else:  # whoever wrote the description, tags or labels may be hostile: escape them
+            click.echo(f"{key:<17}{shown(value)}")

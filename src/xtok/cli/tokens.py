@@ -34,7 +34,7 @@ from xtok.cli.app import (
     utcnow,
     warn,
 )
-from xtok.display import shown
+from xtok.display import field_lines, shown, terminal_width
 from xtok.duration import format_duration, parse_duration
 from xtok.errors import Error, Interrupted, UsageError
 from xtok.tokens.armor import compact
@@ -168,7 +168,8 @@ def inspect_cmd(token_text: str | None, as_json: bool) -> None:
         ("expires", expiry),
     ]
     for key, value in lines:
-        click.echo(f"{key + ':':<9}{shown(value)}")
+        for line in field_lines(f"{key + ':':<9}", value, terminal_width(1)):
+            click.echo(line)
 
 
 def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
@@ -207,7 +208,8 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
             text = " ".join(f"{k}={v}" for k, v in value.items())
         if key == "duration":
             text = format_duration(int(value))
-        click.echo(f"{key + ':':<17}{shown(text)}")
+        for line in field_lines(f"{key + ':':<17}", text, terminal_width(1)):
+            click.echo(line)
 
 
 @cli.command("request")
@@ -399,13 +401,17 @@ def approve_cmd(
     history = review.History()
     changes = review.differences(request, role, bool(proof), history.last(request))
     click.echo("xtok: approve this run?", err=True)
+    width = terminal_width()
     for key, value in review.rows(request, role):
-        click.echo(f"  {key + ':':<10}{shown(value)}", err=True)
-    # Escaped and coloured by proof_lines itself: the colour is xtok's, the claims are not.
-    for key, value in relay_flows.proof_lines(proof, request):
-        click.echo(f"  {key + ':':<10}{value}", err=True)
+        for line in field_lines(f"  {key + ':':<10}", value, width):
+            click.echo(line, err=True)
+    # The colour is xtok's, the claims are not: they are escaped and wrapped like any field.
+    for key, text, colour in relay_flows.proof_lines(proof, request):
+        for line in field_lines(f"  {key + ':':<10}", text, width):
+            click.echo(click.style(line, fg=colour) if colour else line, err=True)
     for change in changes:
-        click.echo(f"  {'differs:':<10}{click.style(shown(change), fg='yellow')}", err=True)
+        for line in field_lines(f"  {'differs:':<10}", change, width):
+            click.echo(click.style(line, fg="yellow"), err=True)
     if not yes:
         if not stdin_is_tty() or from_stdin:
             raise UsageError("confirmation needed", tip="run on a terminal, or pass --yes")

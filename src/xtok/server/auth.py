@@ -222,6 +222,10 @@ def authorize(db: Database, caller: Caller, request: Request, shown: str | None 
     """Raise AccessDenied unless the caller's policies allow the request. The message names
     `shown` (what the caller asked for) rather than the resolved resource, so that a denied
     caller learns nothing about what exists."""
+    if caller.kind == "session-token" and caller.mfa is None and request.action.startswith("iam:"):
+        # GetSessionToken's credentials call no IAM operation unless MFA was given (STS API
+        # reference); AWS answers as for an unknown token, whatever the policies say.
+        raise Fault.unknown_key()
     decision = decide(request, identity_policies(db, caller), caller.session_policy)
     if decision is Decision.ALLOW:
         return

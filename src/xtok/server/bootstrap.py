@@ -160,6 +160,9 @@ def serve_app(
         timeout_keep_alive=30,
         timeout_graceful_shutdown=5,
         server_header=False,
+        # Any local caller could send X-Forwarded-For/-Proto: never let them set aws:SourceIp
+        # or aws:SecureTransport (uvicorn trusts them from 127.0.0.1 by default).
+        proxy_headers=False,
         date_header=True,
     )
     sys.stdout.flush()

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from xtok.server import tags, trust
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_id, random_text, register_into
-from xtok.server.policydoc import parse_document
+from xtok.server.policydoc import INLINE_LIMITS, TRUST_LIMIT, check_size, parse_document
 from xtok.server.totp import STEP, accepted_step, base32, new_seed
 
 OPERATIONS: dict[str, Handler] = {}
@@ -142,8 +142,9 @@ def _role_out(ctx: Ctx, row: Any) -> dict[str, Any]:
 @op("CreateUser")
 def create_user(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     name, path = _name(p, "UserName"), _path(p)
-    ctx.allow("iam:CreateUser", f"arn:aws:iam::{ctx.account}:user{path}{name}")
     new_tags = _tags(p.get("Tags", []))
+    ctx.request_keys.update(tags.condition_keys(list(new_tags), new_tags))
+    ctx.allow("iam:CreateUser", f"arn:aws:iam::{ctx.account}:user{path}{name}")
     with ctx.db.write() as conn:
         if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
             raise _exists("User", name)
@@ -263,15 +264,18 @@ def _max_session(p: dict[str, Any]) -> int:
 
 
 def _trust_text(ctx: Ctx, text: str) -> str:
-    return trust.bind(ctx.db, ctx.account, parse_document(text, trust=True))
+    doc = parse_document(text, trust=True)
+    check_size(text, TRUST_LIMIT, f"Cannot exceed quota for ACLSizePerRole: {TRUST_LIMIT}")
+    return trust.bind(ctx.db, ctx.account, doc)
 
 
 @op("CreateRole")
 def create_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     name, path = _name(p, "RoleName"), _path(p)
+    new_tags = _tags(p.get("Tags", []))
+    ctx.request_keys.update(tags.condition_keys(list(new_tags), new_tags))
     ctx.allow("iam:CreateRole", f"arn:aws:iam::{ctx.account}:role{path}{name}")
     policy = _trust_text(ctx, str(p.get("AssumeRolePolicyDocument", "")))
-    new_tags = _tags(p.get("Tags", []))
     with ctx.db.write() as conn:
         if conn.execute("SELECT 1 FROM roles WHERE name = ?", (name,)).fetchone():
             raise _exists("Role", name)
@@ -368,8 +372,19 @@ def _put_policy(kind: str) -> Handler:
     def put(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         owner = _owner(ctx, p, kind, "Put")
         name = _name(p, "PolicyName")
-        doc = json.dumps(parse_document(str(p.get("PolicyDocument", ""))))
+        text = str(p.get("PolicyDocument", ""))
+        doc = json.dumps(parse_document(text))
         with ctx.db.write() as conn:
+            others = conn.execute(
+                "SELECT document FROM inline_policies WHERE kind = ? AND owner = ? AND name != ?",
+                (kind, owner, name),
+            ).fetchall()
+            limit = INLINE_LIMITS[kind]
+            check_size(
+                text + "".join(r["document"] for r in others),
+                limit,
+                f"Maximum policy size of {limit} bytes exceeded for {kind} {owner}",
+            )
             conn.execute(
                 "INSERT OR REPLACE INTO inline_policies VALUES (?,?,?,?)", (kind, owner, name, doc)
             )
@@ -448,8 +463,9 @@ def _tags(raw: Any) -> dict[str, str]:
         raw,
         Fault.invalid_input(
             "Tags must be up to 50 of Key (1-128) and Value (0-256) of letters, digits, "
-            "spaces and _.:/=+-@; keys may not start with aws:"
+            "spaces and _.:/=+-@; keys may not start with aws: or repeat (in any case)"
         ),
+        folded=True,
     )
 
 
@@ -462,15 +478,17 @@ def tag_operations(kind: str, noun: str, target: Target) -> dict[str, Handler]:
     """Tag/Untag/List...Tags operations for users or roles."""
 
     def tag(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-        row = target(ctx, p, f"iam:Tag{noun}")
         new = _tags(p.get("Tags"))
+        ctx.request_keys.update(tags.condition_keys(list(new), new))
+        row = target(ctx, p, f"iam:Tag{noun}")
         with ctx.db.write() as conn:
             _add_tags(conn, kind, row["name"], new)
         return {}
 
     def untag(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-        row = target(ctx, p, f"iam:Untag{noun}")
         keys = tags.keys(p.get("TagKeys"), Fault.invalid_input("TagKeys must list tag keys."))
+        ctx.request_keys.update(tags.condition_keys(keys))
+        row = target(ctx, p, f"iam:Untag{noun}")
         with ctx.db.write() as conn:
             tags.remove(conn, kind, row["name"], keys)
         return {}

@@ -21,7 +21,8 @@ def target_group(ctx: Ctx, p: dict[str, Any], action: str) -> Any:
     a group that does not exist is authorized by name, so a denied caller learns nothing."""
     name = iam._name(p, "GroupName")
     row = ctx.db.one("SELECT * FROM groups WHERE name = ?", name)
-    ctx.allow(action, group_arn(ctx, row) if row else f"arn:aws:iam::{ctx.account}:group/{name}")
+    arn = group_arn(ctx, row) if row else f"arn:aws:iam::{ctx.account}:group/{name}"
+    ctx.allow(action, arn, shown=f"group {name}")  # as for users and roles: no path, no hint
     if row is None:
         raise iam._no_such("group", name)
     return row

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from xtok.server import iam, iam_groups
 from xtok.server.faults import Fault
 from xtok.server.ops import Ctx, Handler, random_id, register_into
-from xtok.server.policydoc import parse_document
+from xtok.server.policydoc import MANAGED_LIMIT, check_size, parse_document
 
 OPERATIONS: dict[str, Handler] = {}
 op = register_into(OPERATIONS)
@@ -51,7 +51,10 @@ def _find(ctx: Ctx, p: dict[str, Any], action: str) -> Any:
 
 
 def _document(p: dict[str, Any]) -> str:
-    return json.dumps(parse_document(str(p.get("PolicyDocument", ""))))
+    text = str(p.get("PolicyDocument", ""))
+    doc = parse_document(text)
+    check_size(text, MANAGED_LIMIT, f"Cannot exceed quota for PolicySize: {MANAGED_LIMIT}")
+    return json.dumps(doc)
 
 
 def _policy_out(ctx: Ctx, row: Any, *, full: bool = False) -> dict[str, Any]:

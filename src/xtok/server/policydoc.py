@@ -32,13 +32,30 @@ def parse_document(text: str, *, trust: bool = False) -> Document:
     """Parse and check an identity, session (`trust=False`) or trust policy document."""
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth: no policy is
         raise _fault("Syntax errors in policy.") from None
     try:
         _check(doc, trust)
     except _Malformed as why:
         raise _fault(str(why)) from None
     return doc  # type: ignore[no-any-return]
+
+
+# IAM's quotas on policy size, in characters without white space (IAM's own count).
+INLINE_LIMITS = {"user": 2048, "group": 5120, "role": 10_240}  # all of one holder's together
+MANAGED_LIMIT = 6144
+TRUST_LIMIT = 2048
+_SPACE = re.compile(r"\s+")
+
+
+def size(text: str) -> int:
+    """A policy's size as IAM counts it against its quotas: white space does not count."""
+    return len(_SPACE.sub("", text))
+
+
+def check_size(text: str, limit: int, message: str) -> None:
+    if size(text) > limit:
+        raise Fault("LimitExceeded", message, 409)
 
 
 def statements(doc: Document) -> list[dict[str, Any]]:

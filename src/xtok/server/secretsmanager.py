@@ -226,11 +226,12 @@ def create_secret(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     if not _NAME.match(name):
         raise Fault.invalid("Name must be 1-512 characters of ASCII letters, digits and /_+=.@-")
     arn = _arn(ctx, name)
-    ctx.allow("secretsmanager:CreateSecret", arn, {"secretsmanager:name": name}, shown=name)
+    new_tags = _tags(p.get("Tags", []))
+    keys = {"secretsmanager:name": name, **tags.condition_keys(list(new_tags), new_tags)}
+    ctx.allow("secretsmanager:CreateSecret", arn, keys, shown=name)
     _purge_expired(ctx)
     value = _value(p)
     version_id = str(p.get("ClientRequestToken") or uuid.uuid4())
-    new_tags = _tags(p.get("Tags", []))
     with ctx.db.write() as conn:
         existing = conn.execute("SELECT deleted FROM secrets WHERE name = ?", (name,)).fetchone()
         if existing is not None:
@@ -449,8 +450,13 @@ def restore_secret(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 @op("UpdateSecretVersionStage")
 def update_secret_version_stage(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:UpdateSecretVersionStage")
     stage = _version_stages([p.get("VersionStage")])[0]
+    row = _find(
+        ctx,
+        str(p.get("SecretId", "")),
+        "secretsmanager:UpdateSecretVersionStage",
+        extra={"secretsmanager:versionstage": stage},  # the label it moves, as AWS sets it
+    )
     move_to, remove_from = p.get("MoveToVersionId"), p.get("RemoveFromVersionId")
     with ctx.db.write() as conn:
         versions = _stages_of(conn, row["arn"])
@@ -588,8 +594,9 @@ def get_random_password(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 @op("TagResource")
 def tag_resource(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:TagResource")
     new = _tags(p.get("Tags"))
+    keys = tags.condition_keys(list(new), new)
+    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:TagResource", extra=keys)
     with ctx.db.write() as conn:
         _add_tags(conn, row["arn"], new)
     return {}
@@ -597,8 +604,13 @@ def tag_resource(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 @op("UntagResource")
 def untag_resource(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    row = _find(ctx, str(p.get("SecretId", "")), "secretsmanager:UntagResource")
     keys = tags.keys(p.get("TagKeys"), _invalid_parameter("TagKeys must list tag keys."))
+    row = _find(
+        ctx,
+        str(p.get("SecretId", "")),
+        "secretsmanager:UntagResource",
+        extra=tags.condition_keys(keys),
+    )
     with ctx.db.write() as conn:
         tags.remove(conn, "secret", row["arn"], keys)
     return {}

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from xtok.server import tags as tags_of
 from xtok.server.auth import Caller, identity_policies, token_digest
 from xtok.server.conditions import ContextValue
 from xtok.server.evaluation import Decision, Request, decide, trust_allows
@@ -59,9 +60,7 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     if caller.source_identity and source not in (None, caller.source_identity):
         raise Fault.invalid("SourceIdentity cannot change when chaining roles")
     source = source or caller.source_identity
-    tags = {t["Key"]: t["Value"] for t in p.get("Tags", [])}
-    if len(tags) > 50:
-        raise Fault.invalid("A session can carry at most 50 tags")
+    tags = _session_tags(p.get("Tags", []))
     external_id = p.get("ExternalId")
     if external_id is not None and not _EXTERNAL_ID.match(str(external_id)):
         raise Fault.invalid("ExternalId must be 2-1224 characters of [\\w+=,.@:/-]")
@@ -87,9 +86,7 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         context["sts:sourceidentity"] = source
     if external_id is not None:
         context["sts:externalid"] = str(external_id)
-    if tags:
-        context["aws:tagkeys"] = list(tags)
-        context.update({f"aws:requesttag/{k.lower()}": v for k, v in tags.items()})
+    context.update(tags_of.condition_keys(list(tags), tags))
     if mfa is not None:
         context["aws:multifactorauthpresent"] = "true"
         context["aws:multifactorauthage"] = str(int(ctx.ts - mfa))
@@ -118,6 +115,22 @@ def assume_role(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     if source:
         result["SourceIdentity"] = source
     return result
+
+
+def _session_tags(raw: Any) -> dict[str, str]:
+    """Session tags, checked like IAM tags (they become `aws:PrincipalTag/*`); their keys are
+    case-insensitive, so two that differ only in case are refused, as STS does."""
+    found = tags_of.parse(
+        raw,
+        Fault.invalid(
+            "Tags must be up to 50 of Key (1-128) and Value (0-256) of letters, digits, "
+            "spaces and _.:/=+-@; keys may not start with aws: or repeat (in any case)"
+        ),
+        folded=True,
+    )
+    if len(found) > tags_of.MAX_TAGS:
+        raise Fault.invalid("A session can carry at most 50 tags")
+    return found
 
 
 def _policy_arns(raw: Any) -> list[str]:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from xtok.server.conditions import ContextValue
 from xtok.server.db import Database
 from xtok.server.faults import Fault
 
 MAX_TAGS = 50
+# IAM user and role tag keys are case-insensitive (case preserved): `team` replaces `Team`, as
+# their aws:PrincipalTag/* keys are one. Secret tag keys are case-sensitive.
+_FOLDED = frozenset({"user", "role"})
 # Letters and digits in any script, space and _.:/=+-@ (IAM and Secrets Manager; no controls).
 _TEXT = re.compile(r"^[\w .:/=+\-@]*$")
 
 
-def parse(raw: Any, fault: Fault) -> dict[str, str]:
-    """A `Tags` parameter ([{Key, Value}]) as a dict; `fault` is raised for an invalid one."""
+def parse(raw: Any, fault: Fault, *, folded: bool = False) -> dict[str, str]:
+    """A `Tags` parameter ([{Key, Value}]) as a dict; `fault` is raised for an invalid one,
+    and with `folded` (case-insensitive keys) for two keys that differ only in case."""
     if not isinstance(raw, list):
         raise fault
     tags: dict[str, str] = {}
@@ -28,7 +33,21 @@ def parse(raw: Any, fault: Fault) -> dict[str, str]:
         if key.lower().startswith("aws:"):
             raise fault
         tags[key] = value
+    if folded and len({k.lower() for k in tags}) != len(raw):
+        raise fault
     return tags
+
+
+def condition_keys(
+    tag_keys: list[str], values: dict[str, str] | None = None
+) -> dict[str, ContextValue]:
+    """What a request that adds (`values`) or removes tags sets for conditions: `aws:TagKeys`
+    and each `aws:RequestTag/KEY`, as AWS does on every tagging action; nothing without tags."""
+    if not tag_keys:
+        return {}
+    found: dict[str, ContextValue] = {"aws:tagkeys": list(tag_keys)}
+    found.update({f"aws:requesttag/{k.lower()}": v for k, v in (values or {}).items()})
+    return found
 
 
 def keys(raw: Any, fault: Fault) -> list[str]:
@@ -52,6 +71,8 @@ def listed(db: Database, kind: str, owner: str) -> list[dict[str, str]] | None:
 
 def add(conn: Any, kind: str, owner: str, tags: dict[str, str], limit_fault: Fault) -> None:
     """Add or overwrite tags (inside a write transaction); at most MAX_TAGS per resource."""
+    if kind in _FOLDED:
+        remove(conn, kind, owner, list(tags))
     for key, value in tags.items():
         conn.execute("INSERT OR REPLACE INTO tags VALUES (?,?,?,?)", (kind, owner, key, value))
     count = conn.execute(
@@ -68,5 +89,7 @@ def remove(conn: Any, kind: str, owner: str, tag_keys: list[str] | None = None) 
         return
     for key in tag_keys:
         conn.execute(
-            "DELETE FROM tags WHERE kind = ? AND owner = ? AND key = ?", (kind, owner, key)
+            "DELETE FROM tags WHERE kind = ?1 AND owner = ?2 "
+            "AND (key = ?3 OR (?4 AND lower(key) = lower(?3)))",
+            (kind, owner, key, kind in _FOLDED),
         )

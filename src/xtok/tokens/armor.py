@@ -62,7 +62,7 @@ def decode(kind: str, version: int, text: str, *, what: str, tip: str) -> dict[s
         )
     try:
         payload = json.loads(b64d(body[len(prefix) :]))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # too deeply nested: not ours
         raise TokenError(f"{what} payload is not valid", tip=tip) from None
     if not isinstance(payload, dict):
         raise TokenError(f"{what} payload is not valid", tip=tip)

@@ -25,6 +25,8 @@ from xtok.tokens import armor
 KIND = "xtok"
 VERSION = 1
 _ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
+# A region names the fetch's host (secretsmanager.REGION.amazonaws.com): nothing else fits in.
+_REGION = re.compile(r"^[a-z0-9]+(-[a-z0-9]+){0,5}$")
 
 Kind = Literal["assume-role", "session-token", "unknown"]
 Source = Literal["xtok", "legacy", "aws-json"]
@@ -202,6 +204,11 @@ def _parse_xtok(compact: str) -> Credentials:
     fields = ("k", "s", "t")
     if not all(isinstance(data.get(f), str) and data[f] for f in fields):
         raise TokenError("token lacks its credentials", tip=TIP_RECOPY)
+    region = data.get("region")
+    if not _ACCESS_KEY_ID.match(data["k"]) or not (
+        region is None or (isinstance(region, str) and len(region) <= 32 and _REGION.match(region))
+    ):
+        raise TokenError("token's access key id or region is malformed", tip=TIP_RECOPY)
     kind = data.get("kind", "unknown")
     return Credentials(
         access_key_id=data["k"],
@@ -212,7 +219,7 @@ def _parse_xtok(compact: str) -> Credentials:
         kind=kind if kind in ("assume-role", "session-token") else "unknown",
         session_name=data.get("name") if isinstance(data.get("name"), str) else None,
         scope=Scope.from_json(data.get("scope")),
-        region=data.get("region") if isinstance(data.get("region"), str) else None,
+        region=region,
         source="xtok",
     )
 
@@ -237,7 +244,7 @@ def _parse_legacy(compact: str) -> Credentials:
 def _parse_json(text: str) -> Credentials:
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise TokenError("token looks like JSON but does not parse", tip=TIP_RECOPY) from None
     if not isinstance(doc, dict):
         raise TokenError("token JSON is not an object", tip=TIP_RECOPY)
