@@ -182,10 +182,15 @@ def test_readme_names_the_variables_jenkins_is_detected_by() -> None:
 def test_an_operation_not_served_says_so_and_names_what_is(xtok_server: DevServer) -> None:
     env = aws_env(xtok_server.url, xtok_server.access_key_id, xtok_server.secret_access_key)
     aws = str(Path(sys.executable).parent / "aws")
-    res = subprocess.run([aws, "iam", "list-groups"], env=env, capture_output=True, text=True)
+    res = subprocess.run(
+        [aws, "iam", "list-instance-profiles"], env=env, capture_output=True, text=True
+    )
     assert res.returncode != 0
     assert "(InvalidAction)" in res.stderr  # still AWS's shape: the CLI parsed it
-    assert "ListGroups is not served by xtok server" in res.stderr and "CreateUser" in res.stderr
+    assert (
+        "ListInstanceProfiles is not served by xtok server" in res.stderr
+        and "CreateUser" in res.stderr
+    )
     assert "version" not in res.stderr
     sm = boto3.client(
         "secretsmanager",
@@ -195,7 +200,7 @@ def test_an_operation_not_served_says_so_and_names_what_is(xtok_server: DevServe
         aws_secret_access_key=xtok_server.secret_access_key,
     )
     with pytest.raises(ClientError) as info:
-        sm.list_secret_version_ids(SecretId="x")
+        sm.rotate_secret(SecretId="x")
     error = info.value.response["Error"]
     assert error["Code"] == "UnknownOperationException"
     assert "not served by xtok server" in error["Message"]
@@ -296,7 +301,8 @@ def test_approve_confirmation_speaks_in_xtoks_voice(tmp_path: Path) -> None:
         ["request", "--secret", "DB=/prod/db", "--role", "arn:aws:iam::123456789012:role/r"], env
     )
     assert request.code == 0, request.err
-    with _terminal(["approve", request.out.strip()], env) as (pid, fd, seen):
+    code_line = request.out.splitlines()[0]  # line 2, the run's ticket, stays in the run
+    with _terminal(["approve", code_line], env) as (pid, fd, seen):
         _read_until(fd, b"Approve? [y/N]", seen)
         os.write(fd, b"maybe\r")
         _read_until(fd, b"please answer y or n", seen)

@@ -305,11 +305,12 @@ class Demo:
         self.admin = {**self.base, **exports}
         self.tell(
             f"It serves STS, Secrets Manager and IAM on {exports['AWS_ENDPOINT_URL']} (and a "
-            "relay under /relay) and, unlike moto, enforces signatures, expiry, policies and MFA. "
-            "It printed the admin's keys as `export AWS_…` lines (not shown: a credential). "
-            "Everyone below reaches it through AWS_ENDPOINT_URL; the admin and alice use their own AWS keys, the pipeline only "
-            f"a token. --min-duration {SHORT_SECONDS} lets this dev endpoint hand out sessions "
-            "shorter than AWS's 15 minutes, to watch one explode."
+            "relay under /relay) and, unlike moto, enforces signatures, expiry, policies and "
+            "MFA. It printed the admin's keys as `export AWS_…` lines (not shown: a "
+            "credential). Everyone below reaches it through AWS_ENDPOINT_URL; the admin and "
+            "alice use their own AWS keys, the pipeline only a token. --min-duration "
+            f"{SHORT_SECONDS} lets this dev endpoint hand out sessions shorter than AWS's 15 "
+            "minutes, to watch one explode."
         )
 
     def store_secrets(self) -> None:

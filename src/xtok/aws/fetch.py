@@ -23,7 +23,14 @@ from urllib.parse import urlsplit
 
 from xtok import __version__
 from xtok.aws import endpoints, retry, settings, transport
-from xtok.aws.session import AwsConfig, aws_errors, check_endpoint_url, error_for, session
+from xtok.aws.session import (
+    AwsConfig,
+    aws_errors,
+    check_endpoint_url,
+    error_for,
+    session,
+    shown_url,
+)
 from xtok.aws.sign import sign
 from xtok.errors import (
     AccessDenied,
@@ -146,7 +153,7 @@ class _HttpReader:
                     continue
                 failure = type(exc).__name__
                 raise NetworkError(
-                    f"cannot read secret {what}: no answer from {self.host} ({failure})",
+                    f"cannot read secret {what}: no answer from {shown_url(self.url)} ({failure})",
                     tip=_TIP_TLS if failure.startswith("SSL") else _TIP_NETWORK,
                 ) from None
             if status == 200:

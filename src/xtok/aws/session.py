@@ -237,7 +237,7 @@ def aws_errors(
     except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound) as exc:
         raise ConfigError(f"{what}: {exc}", tip=_TIP_CREDENTIALS) from None
     except (bx.EndpointConnectionError, bx.ConnectionError, bx.HTTPClientError) as exc:
-        url = _shown_url(exc.kwargs.get("endpoint_url"))
+        url = shown_url(exc.kwargs.get("endpoint_url"))
         where = f"no answer from {url}" if url else "no answer from the endpoint"
         raise NetworkError(f"{what}: {where} ({type(exc).__name__})", tip=_TIP_NETWORK) from None
     except bx.ParamValidationError as exc:
@@ -248,7 +248,7 @@ def aws_errors(
         raise AwsError(f"{what}: {type(exc).__name__}") from None
 
 
-def _shown_url(url: object) -> str | None:
+def shown_url(url: object) -> str | None:
     """The URL a connection failed on, without user info or query (they may hold credentials)."""
     from urllib.parse import urlsplit
 

@@ -135,6 +135,17 @@ class LazyGroup(click.Group):
             importlib.import_module(f"xtok.cli.{COMMAND_MODULES[cmd_name]}")
         return self.commands.get(cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            # Click suggests from the loaded commands only: suggest from all of them.
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
+
 
 def load_all() -> click.Group:
     """The group with every command registered (for callers that walk `cli.commands`)."""
