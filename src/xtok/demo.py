@@ -638,7 +638,8 @@ class Demo:
         self.tell(
             "The relay learns nothing usable: it carried the request code (a public key and "
             "the names asked for), the job's OIDC token (bound to that key) and a sealed token "
-            "only the job's in-memory key opens. It never held an AWS credential or the secret."
+            "that only the key in the job's memory opens. It never held an AWS credential or "
+            "the secret."
         )
 
     def posted(self, job: subprocess.Popen[str]) -> str:
