@@ -3,8 +3,10 @@
 Every step runs the real `xtok` command line, shown whole as typed, by one of four actors: the
 admin, alice (the approver), the pipeline, and an attacker who holds a leaked token (played with
 boto3, the library under the aws CLI). Output is shown whole, except tokens: a live credential
-is never printed, request codes and sealed tokens are cut for length, each saying so.
-The demo checks what it shows and exits non-zero if anything behaves otherwise.
+or a run's ticket is never printed, request codes and sealed tokens are cut for length, each
+saying so. The relay scene's CI identity comes from a loopback stand-in for GitHub's OIDC issuer
+(xtok.approval.oidc_standin); every check on it is xtok's own. The demo checks what it shows and
+exits non-zero if anything behaves otherwise.
 
 The story is a list of scenes (`Demo.scenes`): small methods that share the endpoint and state.
 """
