@@ -248,7 +248,7 @@ _ROLE = f"arn:aws:iam::{ACCOUNT}:role/xtok-ci"
         (
             f"User: arn:aws:iam::{ACCOUNT}:user/alice is not authorized to perform: "
             f"sts:AssumeRole on resource: {_ROLE}",
-            "the role's trust policy does not admit you",
+            "check that the role's trust policy names you, and the MFA code",
         ),
     ],
 )
@@ -336,7 +336,7 @@ def test_aws_reasons_from_the_real_local_endpoint(
     assert reused.code == 204 and "tip: the MFA code was wrong or already used" in reused.err
     untrusted = run_xtok(args[:5], keys["mallory"])  # mallory has no MFA device
     assert untrusted.code == 204 and "sts:AssumeRole" in untrusted.err, untrusted.err
-    assert "tip: the role's trust policy does not admit you" in untrusted.err
+    assert "tip: the role's trust policy must name you" in untrusted.err
     denied = run_xtok(["secret", "put", f"x-{unique}"], keys["mallory"], stdin=CANARY)
     assert denied.code == 204 and "secretsmanager:CreateSecret" in denied.err, denied.err
     assert "tip: your identity may not call secretsmanager:CreateSecret" in denied.err
