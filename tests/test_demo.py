@@ -70,10 +70,10 @@ def test_commands_are_shown_whole_and_only_credentials_are_cut(demo: str) -> Non
     cut = [line for line in lines if "characters" in line and "…" in line]
     assert cut, "the tokens the demo handles are mentioned"
     for line in cut:  # each cut says what was cut and why
-        assert re.match(r"^  xtok[rs]?1\.… \(\d+ characters; .+", line), line
+        assert re.match(r"^  xtok[rst]?1\.… \(\d+ characters; .+", line), line
     before_the_audit_table = demo.split(scene(demo, "audit trail"))[0].splitlines()
     assert max(len(line) for line in before_the_audit_table) <= 100, "long lines are wrapped"
-    assert not re.search(r"xtok[rs]?1\.[A-Za-z0-9_-]{12}", demo.replace("xtokr1.ey", "")), (
+    assert not re.search(r"xtok[rst]?1\.[A-Za-z0-9_-]{12}", demo.replace("xtokr1.ey", "")), (
         "a token was printed"
     )
     # The role setup's long output (the aws calls it made) is there whole, not cut.
@@ -109,6 +109,26 @@ def test_the_sealed_flow_is_shown_and_replays_are_refused(demo: str) -> None:
     assert "deploying with EXAMPLE_CREDENTIAL=***" in sealed
     assert sealed.count("(exit status 201: refused") == 2
     assert "xtok: approve this run?" in sealed  # what alice approves is on the screen
+    # Each run keeps its ticket (line 2 of `xtok request`, a secret): cut, never printed.
+    assert sealed.count("xtokt1.… (") == 2
+    assert sum(c.endswith("$ export XTOK_TICKET=…") for c in shown) == 2
+
+
+def test_the_relay_scene_runs_a_proven_request_end_to_end(demo: str) -> None:
+    relay = scene(demo, "through the relay")
+    flat = relay.replace("\n      ", " ").replace("\n    ", " ").replace("\n  ", " ")
+    shown = commands(relay)
+    (job,) = [c for c in shown if c.startswith("pipeline$ xtok run --relay http://127.0.0.1:")]
+    assert "--sealed" not in job  # the job needs no request code, no ticket, no token
+    (rid,) = re.findall(r"proven by the CI's OIDC token xtok: approver: .* --pick (\w+)", flat)
+    (picked,) = [c for c in shown if c.startswith("alice$ xtok approve --relay") and "--pick" in c]
+    assert f"--pick {rid} --yes --mfa-serial" in picked
+    screen, after = flat.split("alice$ xtok approve --relay")[-1].split("sealed token posted")
+    assert "identity: VERIFIED by http://127.0.0.1:" in screen
+    assert "repository = acme/app" in screen
+    assert "approved by arn:aws:iam::123456789012:user/alice" in after
+    assert "deployed with ***" in after  # the waiting job ran the step, masked
+    assert "The relay learns nothing usable" in after
 
 
 def test_the_audit_table_has_a_header_and_aligned_columns(demo: str) -> None:

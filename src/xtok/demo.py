@@ -3,8 +3,10 @@
 Every step runs the real `xtok` command line, shown whole as typed, by one of four actors: the
 admin, alice (the approver), the pipeline, and an attacker who holds a leaked token (played with
 boto3, the library under the aws CLI). Output is shown whole, except tokens: a live credential
-is never printed, request codes and sealed tokens are cut for length, each saying so.
-The demo checks what it shows and exits non-zero if anything behaves otherwise.
+or a run's ticket is never printed, request codes and sealed tokens are cut for length, each
+saying so. The relay scene's CI identity comes from a loopback stand-in for GitHub's OIDC issuer
+(xtok.approval.oidc_standin); every check on it is xtok's own. The demo checks what it shows and
+exits non-zero if anything behaves otherwise.
 
 The story is a list of scenes (`Demo.scenes`): small methods that share the endpoint and state.
 """
@@ -19,11 +21,13 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from xtok.approval.oidc_standin import Issuer
 from xtok.errors import Error
 from xtok.server.bootstrap import clean_environment, spawn_dev
 from xtok.server.crypto import encode_key, new_key, write_private
@@ -36,9 +40,10 @@ SHORT_SECONDS = 5
 WIDTH = 92
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
 # What each kind of armored text is, and why the demo does not print it whole.
-_ARMORED = re.compile(r"^(xtok[rs]?1)\.\S+$")
+_ARMORED = re.compile(r"^(xtok[rst]?1)\.\S+$")
 _WHY_CUT = {
     "xtok1": "a live credential, so the demo never prints it",
+    "xtokt1": "the run's ticket, a secret that never leaves the run, so the demo never prints it",
     "xtokr1": "not secret, cut here for length; the approver gets it whole",
     "xtoks1": "safe to paste anywhere, as only its run can open it; cut here for length",
 }
@@ -80,9 +85,10 @@ class Demo:
         self.role_arn = ""
         self.serial = ""
         self.seed = b""
-        self.last_code = ""
+        self.last_step = 0  # the MFA time step of the last code used
         self.token = ""
         self.scene_number = 0
+        self.ci = Issuer()  # plays GitHub's OIDC issuer in the relay scene
 
     @property
     def scenes(self) -> list[Callable[[], None]]:
@@ -97,6 +103,7 @@ class Demo:
             self.out_of_scope,
             self.explodes,
             self.sealed,
+            self.relay,
             self.revoke,
             self.audit,
             self.summary,
@@ -161,26 +168,63 @@ class Demo:
         """Run `xtok ARGS` as a user would, show it and its output (stdout and stderr in the
         order written), check its exit status, and return the output. `shown` is how a shell
         user types ARGS when one of them is a variable's value (e.g. "$REQUEST_CODE")."""
+        proc = self.launch(
+            who, args, env, stdin=stdin is not None, comment=comment, prefix=prefix, shown=shown
+        )
+        return self.finish(proc, args[0], stdin=stdin, expect=expect, wrap=wrap)
+
+    def launch(
+        self,
+        who: str,
+        args: Sequence[str],
+        env: dict[str, str],
+        *,
+        stdin: bool = False,
+        comment: str = "",
+        prefix: Sequence[str] = (),
+        shown: Sequence[str] | None = None,
+    ) -> subprocess.Popen[str]:
+        """Show `xtok ARGS` and start it (stdout and stderr on one pipe, in the order written)."""
         words = shown if shown is not None else [shlex.quote(a) for a in args]
         self.show_command(who, [*prefix, "xtok", *words], comment)
-        proc = subprocess.run(
+        return subprocess.Popen(
             [sys.executable, "-m", "xtok", *args],
             env={**env, "PYTHONUNBUFFERED": "1"},
-            input=stdin,
-            stdin=subprocess.DEVNULL if stdin is None else None,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             cwd=self.tmp,
-            timeout=120,
-            check=False,
         )
-        self.show_output(proc.stdout, wrap=wrap)
+
+    def finish(
+        self,
+        proc: subprocess.Popen[str],
+        name: str,
+        *,
+        stdin: str | None = None,
+        expect: int = 0,
+        wrap: bool = True,
+    ) -> str:
+        """Wait for a launched `xtok NAME …`, show the rest of its output, check its exit
+        status, and return that output."""
+        if stdin is not None and proc.stdin is not None:
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        # Read on from proc.stdout (communicate() would skip what readline() buffered).
+        deadline = threading.Timer(120, proc.kill)
+        deadline.start()
+        try:
+            out = proc.stdout.read() if proc.stdout else ""
+            proc.wait()
+        finally:
+            deadline.cancel()
+        self.show_output(out, wrap=wrap)
         if proc.returncode != expect:
-            raise DemoFailed(f"`xtok {args[0]}` exited {proc.returncode}, expected {expect}")
+            raise DemoFailed(f"`xtok {name}` exited {proc.returncode}, expected {expect}")
         if expect != 0:
             self.tell(f"(exit status {proc.returncode}: refused, as it should be)")
-        return proc.stdout
+        return out
 
     def client(self, service: str, creds: dict[str, str]) -> Any:
         import boto3
@@ -212,15 +256,19 @@ class Demo:
         raise DemoFailed(f"expected {code}, but the call succeeded")
 
     def mfa_code(self) -> str:
-        """The code alice's authenticator app shows now (the endpoint refuses the last one
-        used again, as AWS does, so a neighbouring still-valid one may be taken)."""
-        now = time.time()
-        for when in (now, now + STEP, now - STEP):
-            code = code_at(self.seed, when)
-            if code != self.last_code:
-                self.last_code = code
-                return code
-        raise DemoFailed("no fresh MFA code")  # three different steps give three codes
+        """A code alice's authenticator app shows. The endpoint, as AWS, takes codes one step
+        either side of now, each step once and never one older than the last: so the next
+        step after the last used, waiting for it to come within reach when need be."""
+        step = self.last_step + 1
+        wait = (step - 1) * STEP - time.time()
+        if wait > 0:
+            self.tell(
+                f"(alice waits {wait:.0f} s for her app's next code: the endpoint, as AWS, "
+                "takes each code once and never an older one)"
+            )
+            time.sleep(wait)
+        self.last_step = max(step, int(time.time()) // STEP - 1)
+        return code_at(self.seed, self.last_step * STEP)
 
     def mfa_args(self) -> list[str]:
         return ["--mfa-serial", self.serial, "--mfa-code", self.mfa_code()]
@@ -248,16 +296,23 @@ class Demo:
         self.step("A local AWS-compatible endpoint stands in for AWS")
         args = ["--data", str(self.data), "--master-key-file", str(self.key_file)]
         args += ["--min-duration", str(SHORT_SECONDS)]
-        self.show_command("admin", ["xtok", "server", "--dev", *args, "&"])
-        self.server, exports = spawn_dev(*args)
+        issuers = {"XTOK_RELAY_ISSUERS": self.ci.url}
+        self.show_command(
+            "admin",
+            [f"XTOK_RELAY_ISSUERS={self.ci.url}", "xtok", "server", "--dev", *args, "&"],
+            "XTOK_RELAY_ISSUERS: its relay also trusts the loopback stand-in for GitHub's OIDC "
+            "issuer that the relay scene uses (never trust it anywhere else)",
+        )
+        self.server, exports = spawn_dev(*args, env=issuers)
         self.admin = {**self.base, **exports}
         self.tell(
-            f"It serves STS, Secrets Manager and IAM on {exports['AWS_ENDPOINT_URL']} and, unlike "
-            "moto, enforces signatures, expiry, policies and MFA. It printed the admin's keys as "
-            "`export AWS_…` lines (not shown: a credential). Everyone below reaches it through "
-            "AWS_ENDPOINT_URL; the admin and alice use their own AWS keys, the pipeline only "
-            f"a token. --min-duration {SHORT_SECONDS} lets this dev endpoint hand out sessions "
-            "shorter than AWS's 15 minutes, to watch one explode."
+            f"It serves STS, Secrets Manager and IAM on {exports['AWS_ENDPOINT_URL']} (and a "
+            "relay under /relay) and, unlike moto, enforces signatures, expiry, policies and "
+            "MFA. It printed the admin's keys as `export AWS_…` lines (not shown: a "
+            "credential). Everyone below reaches it through AWS_ENDPOINT_URL; the admin and "
+            "alice use their own AWS keys, the pipeline only a token. --min-duration "
+            f"{SHORT_SECONDS} lets this dev endpoint hand out sessions shorter than AWS's 15 "
+            "minutes, to watch one explode."
         )
 
     def store_secrets(self) -> None:
@@ -291,9 +346,14 @@ class Demo:
         iam.create_user(UserName="alice")
         self.show_command("admin", ["aws", "iam", "create-access-key", "--user-name", "alice"])
         keys = iam.create_access_key(UserName="alice")["AccessKey"]
-        self.alice = self.keys_env(
-            {"AccessKeyId": keys["AccessKeyId"], "SecretAccessKey": keys["SecretAccessKey"]}
-        )
+        self.alice = {
+            **self.keys_env(
+                {"AccessKeyId": keys["AccessKeyId"], "SecretAccessKey": keys["SecretAccessKey"]}
+            ),
+            # Her xtok's config and state (approver.toml, approvals seen) stay in the demo's dir.
+            "XDG_CONFIG_HOME": str(self.tmp / "alice" / "config"),
+            "XDG_STATE_HOME": str(self.tmp / "alice" / "state"),
+        }
         self.show_command(
             "admin",
             ["aws", "iam", "create-virtual-mfa-device", "--virtual-mfa-device-name", "alice"],
@@ -305,7 +365,7 @@ class Demo:
         )
         now = time.time()  # two consecutive codes, as AWS asks to enable a device
         codes = [code_at(self.seed, now - STEP), code_at(self.seed, now)]
-        self.last_code = codes[1]
+        self.last_step = int(now) // STEP
         self.show_command(
             "admin",
             [
@@ -449,17 +509,14 @@ class Demo:
             "A plain token works for whoever sees it until it explodes. A sealed one is "
             "useless outside the run that requested it, so it may pass through logs and chat."
         )
-        run44, run45 = self.state_dir("run-44"), self.state_dir("run-45")
-        ask = ["request", "--secret", f"EXAMPLE_CREDENTIAL={SECRET_NAME}", "--role", self.role_arn]
         pipeline = {k: v for k, v in self.pipeline.items() if k != "XTOK_TOKEN"}
-        code = self.armored(
-            self.xtok(
-                "pipeline",
-                [*ask, "--job", "deploy", "--build", "44", "--commit", "3f9c2ab"],
-                {**pipeline, "XTOK_STATE_DIR": str(run44)},
-                comment="build 44 asks; its one-time private key stays in its private state dir",
-            ),
-            "xtokr1",
+        env44 = {**pipeline, "XTOK_STATE_DIR": str(self.state_dir("run-44"))}
+        code, env44["XTOK_TICKET"] = self.request(
+            "pipeline",
+            ["--job", "deploy", "--build", "44", "--commit", "3f9c2ab"],
+            env44,
+            "build 44 asks; its one-time private key stays in its private state dir, "
+            "encrypted to the run's ticket",
         )
         mfa = self.mfa_args()
         sealed = self.armored(
@@ -480,26 +537,123 @@ class Demo:
             "the build's input, or sent there by `xtok approve --jenkins`)",
         )
         step = ["run", "--sealed", "--", "./deploy.sh"]
-        env44 = {**pipeline, "XTOK_STATE_DIR": str(run44), "XTOK_TOKEN": sealed}
+        env44["XTOK_TOKEN"] = sealed
         out = self.xtok(
-            "pipeline", step, env44, comment="build 44 opens it with its key, which is deleted"
+            "pipeline",
+            step,
+            env44,
+            comment="build 44 opens it with its ticket and key, which is deleted",
         )
         if "EXAMPLE_CREDENTIAL=***" not in out:
             raise DemoFailed("the sealed run's output was not masked")
         self.xtok("pipeline", step, env44, expect=201, comment="the same token a second time")
-        self.xtok(
+        env45 = {**pipeline, "XTOK_STATE_DIR": str(self.state_dir("run-45"))}
+        _, env45["XTOK_TICKET"] = self.request(
             "other-job",
-            [*ask, "--job", "other", "--build", "45"],
-            {**pipeline, "XTOK_STATE_DIR": str(run45)},
-            comment="another run on the same agent, with a request of its own",
+            ["--job", "other", "--build", "45"],
+            env45,
+            "another run on the same agent, with a request of its own",
         )
         self.xtok(
             "other-job",
             step,
-            {**pipeline, "XTOK_STATE_DIR": str(run45), "XTOK_TOKEN": sealed},
+            {**env45, "XTOK_TOKEN": sealed},
             expect=201,
             comment="it got hold of build 44's sealed token",
         )
+
+    def request(
+        self, who: str, identity: Sequence[str], env: dict[str, str], comment: str
+    ) -> tuple[str, str]:
+        """`xtok request` for the one secret; returns its two lines: the code and the ticket."""
+        ask = ["request", "--secret", f"EXAMPLE_CREDENTIAL={SECRET_NAME}", "--role", self.role_arn]
+        out = self.xtok(who, [*ask, *identity], env, comment=comment)
+        self.show_command(
+            who,
+            ["export", "XTOK_TICKET=…"],
+            "line 2, the run's ticket: it stays in this run, for `xtok run --sealed`",
+        )
+        return self.armored(out, "xtokr1"), self.armored(out, "xtokt1")
+
+    def relay(self) -> None:
+        self.step("Approvals anywhere: a GitHub Actions job asks through the relay")
+        relay = self.admin["AWS_ENDPOINT_URL"] + "/relay"
+        self.tell(
+            "No code to copy, no key on disk: the job posts its request to a relay (the dev "
+            f"endpoint serves one on {relay}), proven by its CI's OIDC token, and waits in one "
+            "process; alice picks it from the relay, her own xtok verifies the proof, and her "
+            "approval goes back the same way. The job runs with the variables a GitHub runner "
+            "sets (GITHUB_REPOSITORY=acme/app, run 44, and, for `permissions: id-token: write`, "
+            "ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN); a loopback stand-in plays GitHub's issuer."
+        )
+        job_env = {
+            **{k: v for k, v in self.pipeline.items() if k != "XTOK_TOKEN"},
+            **self.ci.github_env(),
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_REPOSITORY": "acme/app",
+            "GITHUB_WORKFLOW": "deploy",
+            "GITHUB_JOB": "prod",
+            "GITHUB_RUN_ID": "77",
+            "GITHUB_RUN_NUMBER": "44",
+            "GITHUB_SHA": "0badc0ffee",
+        }
+        args = ["run", "--relay", relay, "--role", self.role_arn]
+        args += ["--secret", f"EXAMPLE_CREDENTIAL={SECRET_NAME}"]
+        args += ["--", "sh", "-c", 'echo "deployed with $EXAMPLE_CREDENTIAL"']
+        with self.ci.running():
+            job = self.launch(
+                "pipeline",
+                args,
+                job_env,
+                comment="the job's step; no $XTOK_TOKEN, no request code, no ticket",
+            )
+            rid = self.posted(job)
+            approver_toml = f'[oidc]\nissuers = ["{self.ci.url}"]\n'
+            config = Path(self.alice["XDG_CONFIG_HOME"]) / "xtok" / "approver.toml"
+            config.parent.mkdir(parents=True)
+            config.write_text(approver_toml)
+            self.show_command(
+                "alice",
+                ["cat", "~/.config/xtok/approver.toml"],
+                "issuers alice trusts besides GitHub's and GitLab's: the stand-in, for the demo",
+            )
+            self.show_output(approver_toml)
+            self.xtok(
+                "alice",
+                ["approve", "--relay", relay],
+                self.alice,
+                comment="she logs in with a GetCallerIdentity request signed by her AWS keys "
+                "(no new secret) and lists what waits",
+            )
+            screen = self.xtok(
+                "alice",
+                ["approve", "--relay", relay, "--pick", rid, "--yes", *self.mfa_args()],
+                self.alice,
+                comment="she reads what she approves; --yes stands in for her typing y",
+            )
+            if "identity: VERIFIED by" not in screen:
+                raise DemoFailed("the approve screen did not show a verified identity")
+            self.tell("Meanwhile the job, still waiting, gets its answer and runs the step:")
+            out = self.finish(job, "run")
+        if "deployed with ***" not in out:
+            raise DemoFailed("the job did not run with the approved, masked secret")
+        self.tell(
+            "The relay learns nothing usable: it carried the request code (a public key and "
+            "the names asked for), the job's OIDC token (bound to that key) and a sealed token "
+            "that only the key in the job's memory opens. It never held an AWS credential or "
+            "the secret."
+        )
+
+    def posted(self, job: subprocess.Popen[str]) -> str:
+        """Show the waiting job's output up to the line naming its request; return the ID."""
+        said = ""
+        while "--pick " not in said:
+            line = job.stdout.readline() if job.stdout else ""
+            if not line:
+                raise DemoFailed("the job did not post its request")
+            self.show_output(line)
+            said += line
+        return said.rsplit("--pick ", 1)[1].split()[0]
 
     def state_dir(self, name: str) -> Path:
         path = self.tmp / name
@@ -550,9 +704,14 @@ class Demo:
             "  scoped to one secret; the command got the secret, masked, and no AWS credential.",
             "A leaked token read nothing else, and exploded on schedule.",
             "A sealed token opened once, in the run that asked for it, and nowhere else.",
+            "A CI job's request, proven by its OIDC token, went through a relay that learned",
+            "  nothing usable; alice's own xtok verified who asked before she approved.",
             "Revocation ended older sessions; the audit trail names who approved each read.",
         ):
             self.say(f"  {line}")
+        self.say(
+            "Approvers can also answer the relay's requests in a browser: xtok inbox --relay URL"
+        )
         self.say("\nNext: try it yourself, on an endpoint of your own:")
         for line in NEXT:
             self.say(f"  {line}")
