@@ -15,8 +15,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ACCOUNT, CANARY, DevServer, Result, aws_env, run_xtok
-from relay_support import ADMIN_ARN, RUN_KEY, RelayProc, self_signed, start_relay
+from conftest import (
+    ACCOUNT,
+    CANARY,
+    DevServer,
+    Result,
+    aws_env,
+    run_xtok,
+    self_signed_certificate,
+)
+from relay_support import ADMIN_ARN, RUN_KEY, RelayProc, start_relay
 
 from xtok.approval import oidc, relay_client, seal
 from xtok.approval.ci import RunIdentity
@@ -484,7 +492,7 @@ def test_relay_over_tls(
 ) -> None:
     """--tls-cert/--tls-key serve HTTPS; clients verify the certificate (here a self-signed one
     they are told to trust) and fail closed without it."""
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     tls = start_relay(
         tmp_path / "tls",
         xtok_server.url,

@@ -14,7 +14,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from conftest import CANARY, Peer, Server, base_env, run_xtok
+from conftest import CANARY, Peer, Server, base_env, run_xtok, self_signed_certificate
 
 from xtok.server.bootstrap import spawn_dev
 
@@ -156,43 +156,9 @@ def test_min_duration_is_only_for_dev(initialised: tuple[Path, Path, dict[str, s
 
 def test_tls(tmp_path: Path) -> None:
     """--tls-cert/--tls-key serve HTTPS; boto3 verifies the (self-signed) certificate."""
-    import datetime as dt
-    import ipaddress
-
     import boto3
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_file.chmod(0o600)
+    cert_file, key_file = self_signed_certificate(tmp_path)
     proc, exports = spawn_dev("--tls-cert", str(cert_file), "--tls-key", str(key_file))
     try:
         assert exports["AWS_ENDPOINT_URL"].startswith("https://127.0.0.1:")
