@@ -192,6 +192,28 @@ def with_options(options: list[Callable[[F], F]]) -> Callable[[F], F]:
     return decorate
 
 
+# Served over HTTPS: `xtok server` and `xtok relay`.
+tls_options = with_options(
+    [
+        click.option(
+            "--tls-cert",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="TLS certificate (PEM); with --tls-key.",
+        ),
+        click.option(
+            "--tls-key",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="TLS private key (PEM).",
+        ),
+    ]
+)
+
+
+def check_tls(cert: Path | None, key: Path | None) -> None:
+    if (cert is None) != (key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+
+
 unsafe_no_mfa = click.option(
     "--unsafe-no-mfa", is_flag=True, help="Drop the MFA condition (not recommended)."
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from xtok.cli.app import cli, note, warn
+from xtok.cli.app import check_tls, cli, note, tls_options, warn
 from xtok.errors import UsageError
 
 DEFAULT_LISTEN = "127.0.0.1:4577"
@@ -96,16 +96,7 @@ DEFAULT_LISTEN = "127.0.0.1:4577"
     show_default=True,
     help="Approver logins per minute from one client address.",
 )
-@click.option(
-    "--tls-cert",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="TLS certificate (PEM); with --tls-key.",
-)
-@click.option(
-    "--tls-key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="TLS private key (PEM).",
-)
+@tls_options
 def relay_cmd(
     listen: str,
     public_url: str | None,
@@ -135,8 +126,7 @@ def relay_cmd(
     from xtok.relay.app import RelayConfig, create
     from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve_app
 
-    if (tls_cert is None) != (tls_key is None):
-        raise UsageError("--tls-cert and --tls-key go together")
+    check_tls(tls_cert, tls_key)
     host, port = parse_listen(listen)
     if not is_loopback(host) and public_url is None:
         raise UsageError(

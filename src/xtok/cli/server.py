@@ -11,10 +11,12 @@ from typing import Any
 import click
 
 from xtok.cli.app import (
+    check_tls,
     cli,
     json_option,
     note,
     print_json,
+    tls_options,
     warn,
 )
 from xtok.display import shown
@@ -85,16 +87,7 @@ def _exports(url: str, key: Any, region: str) -> str:
     show_envvar=True,
     help="Address to listen on (port 0: any free port).",
 )
-@click.option(
-    "--tls-cert",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="TLS certificate (PEM); with --tls-key.",
-)
-@click.option(
-    "--tls-key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="TLS private key (PEM).",
-)
+@tls_options
 @click.option(
     "--dev",
     is_flag=True,
@@ -151,8 +144,7 @@ def server(
     from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve
     from xtok.server.workers import until_sigterm
 
-    if (tls_cert is None) != (tls_key is None):
-        raise UsageError("--tls-cert and --tls-key go together")
+    check_tls(tls_cert, tls_key)
     if min_duration is not None and not dev:
         raise UsageError("--min-duration is only allowed with --dev")
     if min_duration is not None and not 1 <= min_duration <= 900:
