@@ -202,6 +202,37 @@ def row_of(driver: Any, table: str, rid: str) -> Any:
     return found[0] if found else None
 
 
+def settled(read: Any) -> Any:
+    """`read()`, again if the page re-rendered under it: its tables are redrawn every 2 s, so
+    an element found a moment ago may be gone (Selenium's stale element)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(10):
+        try:
+            return read()
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError("the page kept changing")
+
+
+def row_text(driver: Any, table: str, rid: str) -> str:
+    """The row's text ("" when it is not listed)."""
+    return str(settled(lambda: (row_of(driver, table, rid) or _NO_ROW).text))
+
+
+class _NO_ROW:
+    text = ""
+
+
+def row_cells(driver: Any, table: str, rid: str) -> list[str]:
+    """The texts of the row's cells."""
+    return list(
+        settled(
+            lambda: [c.text for c in row_of(driver, table, rid).find_elements("tag name", "td")]
+        )
+    )
+
+
 def text_of(driver: Any, element_id: str) -> str:
     from selenium.webdriver.common.by import By
 
@@ -211,7 +242,7 @@ def text_of(driver: Any, element_id: str) -> str:
 def open_request(driver: Any, setup: Setup, rid: str) -> None:
     driver.get(setup.link)
     wait_for(driver, lambda d: row_of(d, "pending", rid), f"request {rid} listed")
-    row_of(driver, "pending", rid).click()
+    settled(lambda: row_of(driver, "pending", rid).click())
     wait_for(driver, lambda d: rid in text_of(d, "request-title"), "the request page")
 
 
@@ -227,11 +258,10 @@ def test_approve_with_mfa_in_the_browser_and_the_waiting_run_runs(
     relay = ["--relay", setup.relay.url, "--wait"]
     waiting = Waiting([*args, *relay], env)
     # The new request appears without a reload, and its countdown runs.
-    row = wait_for(browser, lambda d: row_of(d, "pending", waiting.id), "the request listed")
-    first = row.find_element(By.CLASS_NAME, "countdown").text
-    wait_for(browser, lambda d: row_of(d, "pending", waiting.id).text.find(first) < 0, "ticks")
-    row = row_of(browser, "pending", waiting.id)
-    cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+    wait_for(browser, lambda d: row_of(d, "pending", waiting.id), "the request listed")
+    first = row_cells(browser, "pending", waiting.id)[7]  # the countdown
+    wait_for(browser, lambda d: row_text(d, "pending", waiting.id).find(first) < 0, "ticks")
+    cells = row_cells(browser, "pending", waiting.id)
     assert cells[0] == "acme/app/deploy/prod\ngithub-actions @ 0badc0ffee"
     assert cells[2] == f"verified: acme/app\nby {setup.issuer.url}"
     assert cells[3] == f"DB={setup.secret}" and cells[4] == "15m00s"
@@ -239,7 +269,7 @@ def test_approve_with_mfa_in_the_browser_and_the_waiting_run_runs(
     assert re.fullmatch(r"1[45]m\d\ds", cells[7]), cells[7]  # the countdown
     browser.save_screenshot(str(ARTIFACTS / "inbox.png"))
 
-    row.click()
+    settled(lambda: row_of(browser, "pending", waiting.id).click())
     wait_for(browser, lambda d: waiting.id in text_of(d, "request-title"), "the request page")
     shown = text_of(browser, "request-rows")
     assert f"secrets DB={setup.secret}" in shown and "lifetime 15m00s" in shown
@@ -268,7 +298,7 @@ def test_approve_with_mfa_in_the_browser_and_the_waiting_run_runs(
     )
     assert ran.code == 0 and "db=***" in ran.out, ran.err
     wait_for(browser, lambda d: row_of(d, "done", waiting.id), "the request moved down")
-    assert "approved" in row_of(browser, "done", waiting.id).text
+    assert "approved" in row_text(browser, "done", waiting.id)
 
     # The next run of the same job asks for more: the page says what changed.
     longer = Waiting(
@@ -305,7 +335,7 @@ def test_deny_with_a_reason_fails_the_run_with_it(setup: Setup, browser: Any) ->
     assert done.code == int(AccessDenied.exit_code)
     assert "not during the freeze" in done.err and done.out == ""
     wait_for(browser, lambda d: row_of(d, "done", waiting.id), "the request moved down")
-    assert "not during the freeze" in row_of(browser, "done", waiting.id).text
+    assert "not during the freeze" in row_text(browser, "done", waiting.id)
 
 
 def _post_forged(setup: Setup, identity: RunIdentity) -> str:
@@ -357,11 +387,10 @@ def test_forged_markup_is_text_and_control_characters_are_refused(
     browser.get_log("browser")  # what earlier tests logged
     browser.get(setup.link)
     wait_for(browser, lambda d: row_of(d, "pending", bidi), "the forged requests listed")
-    row = row_of(browser, "pending", inert)
-    assert row.find_elements(By.TAG_NAME, "td")[0].text == f"{markup}\ngithub @ -"
+    assert row_cells(browser, "pending", inert)[0] == f"{markup}\ngithub @ -"
     assert not browser.find_elements(By.CSS_SELECTOR, "#pending img, #pending b, #pwned")
     assert browser.title == "xtok inbox"
-    refused = row_of(browser, "pending", bidi).text
+    refused = row_text(browser, "pending", bidi)
     assert "REFUSED" in refused and "control or bidi character (\\u202e)" in refused, refused
     assert "\u202e" not in refused
     browser.save_screenshot(str(ARTIFACTS / "inbox-forged.png"))
