@@ -1,6 +1,6 @@
 # Sourced by scripts/demo and scripts/test: `ensure_venv SPEC` makes .venv/ (Python >= 3.11;
 # PYTHON=python3.12 picks the interpreter) and installs SPEC into it (editable), quietly, and only
-# when pyproject.toml changed since the last install.
+# when pyproject.toml (or the C extension's build) changed since the last install.
 ensure_venv() {
   local spec=$1 python=${PYTHON:-python3} me
   me=scripts/$(basename "$0")
@@ -19,9 +19,11 @@ ensure_venv() {
   fi
   [ -x .venv/bin/python ] || "$python" -m venv .venv
   local stamp=".venv/.xtok-installed-${spec//[^a-z]/_}" digest
-  digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  # Also rebuild when the C extension or the Hyperscan headers it needs come or change.
+  digest=$( (cat pyproject.toml setup.py src/xtok/run/_hsmask.c; ls /usr/include/hs/hs.h 2>&1) |
+    sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
-    echo "$me: installing xtok ($spec) into .venv; again only when pyproject.toml changes" >&2
+    echo "$me: installing xtok ($spec) into .venv; again only when its build changes" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" \
       2> >(grep -v 'is ignored' >&2)
     echo "$digest" > "$stamp"

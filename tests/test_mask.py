@@ -18,12 +18,18 @@ from hypothesis import strategies as st
 from xtok.refs import SecretRef
 from xtok.run import runner
 from xtok.run.mask import MARK, Masker, Patterns, redact
-from xtok.run.matcher import AhoCorasickMatcher, HyperscanMatcher, Matcher, PythonMatcher
+from xtok.run.matcher import (
+    AhoCorasickMatcher,
+    HyperscanMatcher,
+    Matcher,
+    NativeMatcher,
+    PythonMatcher,
+)
 from xtok.run.unwrap import B64, RUN_MIN, Wrappable
 from xtok.run.variants import MIN_LINE_LEN, patterns_for
 from xtok.sensitive import Secret
 
-MATCHERS = [HyperscanMatcher, AhoCorasickMatcher, PythonMatcher]
+MATCHERS = [NativeMatcher, HyperscanMatcher, AhoCorasickMatcher, PythonMatcher]
 SECRET = b"hunter2-Sup3r/Secret+Value"
 
 
@@ -507,12 +513,45 @@ def test_held_tail_stays_bounded_in_a_wrapped_blob(matcher: type[Matcher]) -> No
 
 
 def test_the_fastest_matcher_is_chosen_where_it_installs() -> None:
+    """scripts/test installs Hyperscan's headers, so the C extension is built wherever the
+    suite runs on Linux x86_64: never silently the slower paths."""
     import platform
 
     from xtok.run.matcher import best
 
     chosen = best([b"abcd"]).name
     if platform.system() == "Linux" and platform.machine() == "x86_64":
-        assert chosen == "hyperscan"  # a dependency here: never silently the slow path
+        assert chosen == "hyperscan-c"
     else:
-        assert chosen in ("hyperscan", "ahocorasick-rs")
+        assert chosen in ("hyperscan-c", "hyperscan", "ahocorasick-rs")
+
+
+def test_the_c_extension_refuses_bad_input_without_crashing() -> None:
+    """Hostile or mistaken arguments to the C extension raise Python errors, never crash."""
+    from xtok.run import _hsmask
+
+    with pytest.raises(ValueError):
+        _hsmask.Keys([], [], [], [])
+    with pytest.raises(TypeError):
+        _hsmask.Keys([b"abcd"], [4], [("not bytes",)], [()])
+    with pytest.raises(TypeError):
+        _hsmask.Keys([b""], [0], [()], [()])
+    keys = _hsmask.Keys([b"abcd"], [4], [()], [()])
+    with pytest.raises(RuntimeError):
+        keys.__init__([b"abcd"], [4], [()], [()])
+    runs, anchors, undecided = keys.scan(b"xxabcdabcd")
+    assert (_unpack_runs(runs), anchors, undecided) == ([(2, 10)], [], 10)
+    assert _hsmask.emit(b"xxabcdabcd!", runs, 11, False) == (b"xx***!", 10)
+    with pytest.raises(ValueError):  # a run beyond the buffer
+        _hsmask.emit(b"abcdef", runs, 4, False)
+    with pytest.raises(ValueError):  # a cut beyond the buffer
+        _hsmask.emit(b"ab", b"", 3, False)
+    with pytest.raises(ValueError):  # not whole (start, end) pairs
+        _hsmask.emit(b"ab", b"\0" * 12, 1, False)
+
+
+def _unpack_runs(runs: bytes) -> list[tuple[int, int]]:
+    import array
+
+    flat = array.array("q", runs)
+    return list(zip(flat[::2], flat[1::2], strict=True))

@@ -14,11 +14,12 @@ AWS's 64 KiB, and their encodings) are confirmed here where their first KEY byte
 from __future__ import annotations
 
 import sys
+from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 
 from xtok.run import unwrap
-from xtok.run.matcher import Matcher, best, small
+from xtok.run.matcher import Matcher, NativeMatcher, best, small
 from xtok.run.variants import MIN_SECRET_LEN
 
 MARK = b"***"
@@ -70,11 +71,26 @@ class _Literals:
                     owners[index(anchor)] += ((p, offset),)
         self._info = list(zip(sizes, exact, longer, owners, strict=True))
         self.matcher = build(list(keys)) if keys else None
+        self.native = self.matcher if isinstance(self.matcher, NativeMatcher) else None
+        if self.native is not None:
+            self.native.attach(exact, longer, owners)
         probes = {p[:_PROBE] for p in items if len(p) > _PROBE}
         self._probe = aux(sorted(probes)) if probes else None  # scans a few dozen bytes
 
     def scan(self, buf: bytes) -> tuple[list[Span], list[int], int]:
         """(occurrences, starts of anchors to look around, start of the longest undecided tail)."""
+        if self.native is not None:
+            runs, anchors, undecided = self.native.runs(buf)
+            spans = _unpack(runs)
+        else:
+            spans, anchors, undecided = self._scan(buf)
+        return spans, anchors, self.cut(buf, undecided)
+
+    def cut(self, buf: bytes, undecided: int) -> int:
+        """Where the tail that may still become an occurrence starts."""
+        return min(undecided, len(buf) - self._short_tail(buf))
+
+    def _scan(self, buf: bytes) -> tuple[list[Span], list[int], int]:
         spans: list[Span] = []
         anchors: list[int] = []
         undecided = len(buf)
@@ -100,8 +116,7 @@ class _Literals:
                 start = end - size
                 if not all(o <= start and buf.startswith(p, start - o) for p, o in owners):
                     anchors.append(start)
-        short = len(buf) - self._short_tail(buf)
-        return spans, anchors, min(undecided, short)
+        return spans, anchors, undecided
 
     def _short_tail(self, buf: bytes) -> int:
         """Length of the longest tail shorter than KEY that is a proper prefix of a pattern."""
@@ -178,8 +193,15 @@ class Masker:
 
     def _emit(self, buf: bytes, final: bool) -> bytes:
         patterns = self._set
-        spans, anchors, cut = patterns.literals.scan(buf)
-        wrapped = patterns.wrapped
+        literals, wrapped = patterns.literals, patterns.wrapped
+        native = literals.native
+        runs = b""  # the C extension's occurrences, merged and packed; else `spans`
+        if native is not None:
+            runs, anchors, undecided = native.runs(buf)
+            cut = literals.cut(buf, undecided)
+            spans: list[Span] = []
+        else:
+            spans, anchors, cut = literals.scan(buf)
         if wrapped is not None:
             if anchors:
                 spans += self._wrapped_spans(wrapped, buf, anchors)
@@ -192,31 +214,17 @@ class Masker:
             return b""
         if self._masked_until:
             spans.append((0, self._masked_until))
-        if not spans or min(spans)[0] >= cut:
-            out = buf[:cut] if cut < len(buf) else buf
-            self._held, self._in_mark, self._masked_until = buf[cut:], False, 0
-            self._run = unwrap.trailing_run(out[-unwrap.RUN_MIN :], self._run)
-            return out
-        # Every occurrence starting before `cut` lies wholly inside `buf`. Overlapping or
-        # touching ones make one masked run, also with the run the last output ended in.
-        spans.sort()
-        parts: list[bytes] = []
-        pos = 0  # the next unmasked byte
-        reach = 0 if self._in_mark else -1  # end of the masked run so far
-        for start, end in spans:
-            if start >= cut:
-                break
-            if start > reach:
-                parts += (buf[pos:start], MARK)
-            if end > reach:
-                pos = reach = end
-        if pos < cut:
-            parts.append(buf[pos:cut])
+        if native is not None and (runs or spans):
+            if spans:  # rare: wrapped occurrences, or a run carried over from the last buffer
+                runs = _pack(sorted(_unpack(runs) + spans))
+            out, reach = native.emit(buf, runs, cut, self._in_mark)
+        else:
+            out, reach = _masked(buf, spans, cut, self._in_mark)
         self._in_mark = reach >= cut
         self._masked_until = max(0, reach - cut)
         self._run = unwrap.trailing_run(buf[max(0, cut - unwrap.RUN_MIN) : cut], self._run)
         self._held = buf[cut:]
-        return b"".join(parts)
+        return out
 
     def _wrapped_spans(self, wrapped: _Literals, buf: bytes, anchors: list[int]) -> list[Span]:
         """Occurrences across wraps of the base64-only patterns, around each anchor found."""
@@ -245,6 +253,39 @@ class Masker:
             return len(buf)
         _, _, undecided = wrapped.scan(view.text)
         return view.raw(undecided) if undecided < len(view.text) else len(buf)
+
+
+def _masked(buf: bytes, spans: list[Span], cut: int, in_mark: bool) -> tuple[bytes, int]:
+    """`buf[:cut]` with every occurrence starting before `cut` masked (overlapping or touching
+    ones make one masked run, also with the run the last output ended in if `in_mark`), and the
+    end of the masked run reaching furthest (`_hsmask.emit` is its C twin)."""
+    reach = 0 if in_mark else -1  # end of the masked run so far
+    if not spans or min(spans)[0] >= cut:
+        return (buf[:cut] if cut < len(buf) else buf), reach
+    # Every occurrence starting before `cut` lies wholly inside `buf`.
+    spans.sort()
+    parts: list[bytes] = []
+    pos = 0  # the next unmasked byte
+    for start, end in spans:
+        if start >= cut:
+            break
+        if start > reach:
+            parts += (buf[pos:start], MARK)
+        if end > reach:
+            pos = reach = end
+    if pos < cut:
+        parts.append(buf[pos:cut])
+    return b"".join(parts), reach
+
+
+def _unpack(runs: bytes) -> list[Span]:
+    flat = array("q")
+    flat.frombytes(runs)
+    return list(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _pack(spans: list[Span]) -> bytes:
+    return array("q", [x for span in spans for x in span]).tobytes()
 
 
 def redact(text: str, values: Sequence[bytes]) -> str:

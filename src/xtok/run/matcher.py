@@ -4,6 +4,8 @@ Each reports every occurrence (overlapping ones too) of a set of byte literals i
 (literal index, end offset): the caller knows each literal's length, so no matcher has to track
 where a match starts (Hyperscan is faster without it). Hyperscan (C, SIMD) is preferred; where it
 has no wheel, the Rust Aho-Corasick automaton (ahocorasick-rs); failing both, a pure-Python loop.
+Where xtok's C extension is built (`_hsmask`, over Hyperscan's C library), it comes first: it also
+runs the masker's inner loop, where the others leave that to Python.
 The choice never changes what is masked, only how fast. The libraries are imported when a matcher
 is built, never when this module is.
 """
@@ -12,6 +14,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xtok.run import _hsmask
 
 Hit = tuple[int, int]  # (literal index, end offset)
 # Each byte as a Hyperscan expression reads it literally: letters and digits, else \xHH.
@@ -60,6 +66,51 @@ class AhoCorasickMatcher(Matcher):
         return [(i, end) for i, _, end in found]
 
 
+class NativeMatcher(Matcher):
+    """Hyperscan through xtok's own C extension (`_hsmask`, built where Hyperscan's headers are):
+    besides `hits`, it runs the masker's whole inner loop in C, from the per-key tables that
+    `attach` gives it (see `xtok.run.mask`)."""
+
+    name = "hyperscan-c"
+
+    def __init__(self, literals: Sequence[bytes]) -> None:
+        super().__init__(literals)
+        from xtok.run import _hsmask
+
+        self._hsmask = _hsmask
+        self._keys: _hsmask.Keys | None = None
+
+    def attach(
+        self,
+        exact: list[int],
+        longer: list[tuple[bytes, ...]],
+        owners: list[tuple[tuple[bytes, int], ...]],
+    ) -> None:
+        """Compile the keys with, per key, its pattern's length if it is one, the longer
+        patterns it starts, and (pattern, offset) of the wrappable patterns it is an anchor of."""
+        self._keys = self._hsmask.Keys(self.literals, exact, longer, owners)
+
+    @property
+    def keys(self) -> _hsmask.Keys:
+        keys = self._keys
+        if keys is None:  # used for `hits` alone
+            n = len(self.literals)
+            keys = self._keys = self._hsmask.Keys(self.literals, [0] * n, [()] * n, [()] * n)
+        return keys
+
+    def hits(self, data: bytes) -> list[Hit]:
+        return self.keys.hits(data)
+
+    def runs(self, data: bytes) -> tuple[bytes, list[int], int]:
+        """(merged occurrences packed as int64 pairs, anchor starts to look around, start of the
+        earliest pattern that may still come whole)."""
+        return self.keys.scan(data)
+
+    def emit(self, data: bytes, runs: bytes, cut: int, in_mark: bool) -> tuple[bytes, int]:
+        """`data[:cut]` with each run masked, and where the masked run reaching furthest ends."""
+        return self._hsmask.emit(data, runs, cut, in_mark)
+
+
 class HyperscanMatcher(Matcher):
     name = "hyperscan"
 
@@ -98,7 +149,7 @@ def _escaped(literal: bytes) -> bytes:
 
 def best(literals: Sequence[bytes]) -> Matcher:
     """The fastest matcher that imports here (or the pure-Python one)."""
-    for cls in (HyperscanMatcher, AhoCorasickMatcher):
+    for cls in (NativeMatcher, HyperscanMatcher, AhoCorasickMatcher):
         try:
             return cls(literals)
         except ImportError:

@@ -1,0 +1,440 @@
+/* The masker's inner loop in C, over Hyperscan's C API (optional: xtok.run.native).
+
+   Python's per-match cost (the scan callback, then building and merging spans) capped output
+   dense with secrets at ~50 MB/s. Here a match costs a few nanoseconds: the callback confirms the
+   pattern behind a key (see xtok.run.mask._Literals, which this mirrors), the spans are merged in
+   C, and `emit` writes the masked bytes in one pass. Python keeps the rare work: wrapped base64,
+   and which tail of a buffer to hold back.
+
+   Keys(keys, exact, longer, owners): the per-key tables of _Literals.
+     scan(buf) -> (runs, anchors, undecided): runs are the merged occurrences (disjoint, not
+       touching, by start) packed as native int64 pairs (start, end); anchors the starts of anchor
+       hits not inside an unbroken owner; undecided the start of the earliest pattern that may
+       still come whole after the end of buf (len(buf) if none).
+     hits(buf) -> [(key index, end)]: every occurrence of every key.
+   emit(buf, runs, cut, in_mark) -> (masked bytes of buf[:cut], reach): runs as scan packs them
+     (sorted by start; they may overlap). */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <hs.h>
+#include <string.h>
+
+typedef struct {
+    const char *p;
+    Py_ssize_t n;
+    Py_ssize_t off; /* owners: where the anchor lies in the pattern */
+} Lit;
+
+typedef struct {
+    PyObject_HEAD
+    hs_database_t *db;
+    hs_scratch_t *scratch;
+    Py_ssize_t nkeys;
+    Py_ssize_t *size, *exact, *lfirst, *ofirst; /* lfirst/ofirst: nkeys + 1 offsets */
+    Lit *longer, *owners;
+    PyObject *refs; /* keeps every pattern's bytes alive */
+} Keys;
+
+typedef struct {
+    long long s, e;
+} Span;
+
+typedef struct {
+    Keys *k;
+    const char *buf;
+    Py_ssize_t len;
+    Span *spans;
+    Py_ssize_t n, cap;
+    Py_ssize_t *anchors;
+    Py_ssize_t na, acap;
+    Py_ssize_t undecided;
+    PyObject *hits; /* hits(): a list, else NULL */
+    int failed;
+} Ctx;
+
+static int grow(void **arr, Py_ssize_t *cap, size_t item) {
+    Py_ssize_t cap2 = *cap ? *cap * 2 : 1024;
+    void *p = PyMem_Realloc(*arr, (size_t)cap2 * item);
+    if (!p) return -1;
+    *arr = p;
+    *cap = cap2;
+    return 0;
+}
+
+static int push_span(Ctx *c, long long s, long long e) {
+    if (c->n == c->cap && grow((void **)&c->spans, &c->cap, sizeof(Span)) < 0) return -1;
+    c->spans[c->n].s = s;
+    c->spans[c->n++].e = e;
+    return 0;
+}
+
+static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
+                    unsigned int flags, void *ctx) {
+    (void)from;
+    (void)flags;
+    Ctx *c = ctx;
+    Keys *k = c->k;
+    Py_ssize_t end = (Py_ssize_t)to, start = end - k->size[id];
+    if (c->hits) {
+        PyObject *hit = Py_BuildValue("(In)", id, end);
+        if (!hit || PyList_Append(c->hits, hit) < 0) {
+            Py_XDECREF(hit);
+            c->failed = 1;
+            return 1;
+        }
+        Py_DECREF(hit);
+        return 0;
+    }
+    if (k->exact[id] && push_span(c, end - k->exact[id], end) < 0) goto oom;
+    for (Py_ssize_t j = k->lfirst[id]; j < k->lfirst[id + 1]; j++) {
+        const Lit *p = &k->longer[j];
+        if (start + p->n <= c->len) {
+            if (memcmp(c->buf + start, p->p, p->n) == 0 && push_span(c, start, start + p->n) < 0)
+                goto oom;
+        } else if (start < c->undecided && memcmp(c->buf + start, p->p, c->len - start) == 0) {
+            c->undecided = start; /* it may still come whole */
+        }
+    }
+    for (Py_ssize_t j = k->ofirst[id]; j < k->ofirst[id + 1]; j++) {
+        const Lit *p = &k->owners[j];
+        Py_ssize_t at = start - p->off;
+        if (p->off > start || at + p->n > c->len || memcmp(c->buf + at, p->p, p->n) != 0) {
+            if (c->na == c->acap && grow((void **)&c->anchors, &c->acap, sizeof(Py_ssize_t)) < 0)
+                goto oom;
+            c->anchors[c->na++] = start;
+            break;
+        }
+    }
+    return 0;
+oom:
+    c->failed = 2;
+    return 1;
+}
+
+/* Spans come by end; their starts lie at most a pattern's key before it, so they are nearly
+   sorted already and insertion sort is about linear. */
+static void sort_spans(Span *a, Py_ssize_t n) {
+    for (Py_ssize_t i = 1; i < n; i++) {
+        Span x = a[i];
+        Py_ssize_t j = i;
+        while (j > 0 && (a[j - 1].s > x.s)) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+/* Merges overlapping or touching spans in place; returns how many runs are left. */
+static Py_ssize_t merge_spans(Span *a, Py_ssize_t n) {
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (m && a[i].s <= a[m - 1].e) {
+            if (a[i].e > a[m - 1].e) a[m - 1].e = a[i].e;
+        } else {
+            a[m++] = a[i];
+        }
+    }
+    return m;
+}
+
+static int run_scan(Keys *self, Ctx *c, Py_buffer *view, PyObject *hits) {
+    memset(c, 0, sizeof(*c));
+    c->k = self;
+    c->buf = view->buf;
+    c->len = view->len;
+    c->undecided = view->len;
+    c->hits = hits;
+    if (view->len > 0xffffffffLL) {
+        PyErr_SetString(PyExc_ValueError, "buffer too large for one scan");
+        return -1;
+    }
+    hs_error_t err = hs_scan(self->db, view->buf, (unsigned int)view->len, 0, self->scratch,
+                             on_match, c);
+    if (c->failed == 2) PyErr_NoMemory();
+    if (c->failed) return -1;
+    if (err != HS_SUCCESS) {
+        PyErr_Format(PyExc_RuntimeError, "hs_scan failed (%d)", err);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Keys_scan(Keys *self, PyObject *arg) {
+    Py_buffer view;
+    Ctx c;
+    PyObject *result = NULL, *runs = NULL, *anchors = NULL;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (run_scan(self, &c, &view, NULL) < 0) goto done;
+    sort_spans(c.spans, c.n);
+    Py_ssize_t m = merge_spans(c.spans, c.n);
+    runs = PyBytes_FromStringAndSize((const char *)c.spans, m * (Py_ssize_t)sizeof(Span));
+    anchors = PyList_New(c.na);
+    if (!runs || !anchors) goto done;
+    for (Py_ssize_t i = 0; i < c.na; i++) {
+        PyObject *v = PyLong_FromSsize_t(c.anchors[i]);
+        if (!v) goto done;
+        PyList_SET_ITEM(anchors, i, v);
+    }
+    result = Py_BuildValue("(OOn)", runs, anchors, c.undecided);
+done:
+    Py_XDECREF(runs);
+    Py_XDECREF(anchors);
+    PyMem_Free(c.spans);
+    PyMem_Free(c.anchors);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *Keys_hits(Keys *self, PyObject *arg) {
+    Py_buffer view;
+    Ctx c;
+    PyObject *hits = PyList_New(0);
+    if (!hits) return NULL;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        Py_DECREF(hits);
+        return NULL;
+    }
+    int rc = run_scan(self, &c, &view, hits);
+    PyBuffer_Release(&view);
+    if (rc < 0) Py_CLEAR(hits);
+    return hits;
+}
+
+/* Fills `out` with the (pointer, length) of each bytes in the sequence `seq`. */
+static int literals(PyObject *seq, Lit *out, Py_ssize_t *count, int with_offset) {
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence");
+    if (!fast) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, i), *pattern = item;
+        Py_ssize_t off = 0;
+        if (with_offset) {
+            if (!PyArg_ParseTuple(item, "On", &pattern, &off)) goto fail;
+        }
+        if (!PyBytes_Check(pattern)) {
+            PyErr_SetString(PyExc_TypeError, "patterns must be bytes");
+            goto fail;
+        }
+        if (out) {
+            out[*count].p = PyBytes_AS_STRING(pattern);
+            out[*count].n = PyBytes_GET_SIZE(pattern);
+            out[*count].off = off;
+        }
+        (*count)++;
+    }
+    Py_DECREF(fast);
+    return 0;
+fail:
+    Py_DECREF(fast);
+    return -1;
+}
+
+static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"keys", "exact", "longer", "owners", NULL};
+    PyObject *keys, *exact, *longer, *owners;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!O!O!", names, &PyList_Type, &keys, &PyList_Type,
+                                     &exact, &PyList_Type, &longer, &PyList_Type, &owners))
+        return -1;
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    if (n == 0 || PyList_GET_SIZE(exact) != n || PyList_GET_SIZE(longer) != n ||
+        PyList_GET_SIZE(owners) != n || n > 0x7fffffff) {
+        PyErr_SetString(PyExc_ValueError, "keys and their tables must be non-empty and alike");
+        return -1;
+    }
+    if (self->db) {
+        PyErr_SetString(PyExc_RuntimeError, "Keys is initialised once");
+        return -1;
+    }
+    self->refs = Py_BuildValue("(OOOO)", keys, exact, longer, owners);
+    if (!self->refs) return -1;
+    self->nkeys = n;
+    self->size = PyMem_Calloc(n, sizeof(Py_ssize_t));
+    self->exact = PyMem_Calloc(n, sizeof(Py_ssize_t));
+    self->lfirst = PyMem_Calloc(n + 1, sizeof(Py_ssize_t));
+    self->ofirst = PyMem_Calloc(n + 1, sizeof(Py_ssize_t));
+    const char **exprs = PyMem_Calloc(n, sizeof(char *));
+    size_t *lens = PyMem_Calloc(n, sizeof(size_t));
+    unsigned int *flags = PyMem_Calloc(n, sizeof(unsigned int));
+    unsigned int *ids = PyMem_Calloc(n, sizeof(unsigned int));
+    int rc = -1;
+    if (!self->size || !self->exact || !self->lfirst || !self->ofirst || !exprs || !lens ||
+        !flags || !ids) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* First pass counts, second fills. */
+    Py_ssize_t nl = 0, no = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) == 0) {
+            PyErr_SetString(PyExc_TypeError, "keys must be non-empty bytes");
+            goto done;
+        }
+        exprs[i] = PyBytes_AS_STRING(key);
+        lens[i] = (size_t)PyBytes_GET_SIZE(key);
+        ids[i] = (unsigned int)i;
+        self->size[i] = PyBytes_GET_SIZE(key);
+        self->exact[i] = PyLong_AsSsize_t(PyList_GET_ITEM(exact, i));
+        if (self->exact[i] == -1 && PyErr_Occurred()) goto done;
+        self->lfirst[i] = nl;
+        self->ofirst[i] = no;
+        if (literals(PyList_GET_ITEM(longer, i), NULL, &nl, 0) < 0 ||
+            literals(PyList_GET_ITEM(owners, i), NULL, &no, 1) < 0)
+            goto done;
+    }
+    self->lfirst[n] = nl;
+    self->ofirst[n] = no;
+    self->longer = PyMem_Calloc(nl ? nl : 1, sizeof(Lit));
+    self->owners = PyMem_Calloc(no ? no : 1, sizeof(Lit));
+    if (!self->longer || !self->owners) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    nl = no = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (literals(PyList_GET_ITEM(longer, i), self->longer, &nl, 0) < 0 ||
+            literals(PyList_GET_ITEM(owners, i), self->owners, &no, 1) < 0)
+            goto done;
+    }
+    hs_compile_error_t *error = NULL;
+    if (hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned int)n, HS_MODE_BLOCK, NULL,
+                             &self->db, &error) != HS_SUCCESS) {
+        PyErr_Format(PyExc_RuntimeError, "Hyperscan compile failed: %s",
+                     error && error->message ? error->message : "?");
+        hs_free_compile_error(error);
+        goto done;
+    }
+    if (hs_alloc_scratch(self->db, &self->scratch) != HS_SUCCESS) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    rc = 0;
+done:
+    PyMem_Free(exprs);
+    PyMem_Free(lens);
+    PyMem_Free(flags);
+    PyMem_Free(ids);
+    return rc;
+}
+
+static void Keys_dealloc(Keys *self) {
+    if (self->scratch) hs_free_scratch(self->scratch);
+    if (self->db) hs_free_database(self->db);
+    PyMem_Free(self->size);
+    PyMem_Free(self->exact);
+    PyMem_Free(self->lfirst);
+    PyMem_Free(self->ofirst);
+    PyMem_Free(self->longer);
+    PyMem_Free(self->owners);
+    Py_XDECREF(self->refs);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Keys_checked(Keys *self, PyObject *arg, PyObject *(*fn)(Keys *, PyObject *)) {
+    if (!self->db) {
+        PyErr_SetString(PyExc_RuntimeError, "Keys is not initialised");
+        return NULL;
+    }
+    return fn(self, arg);
+}
+
+static PyObject *Keys_scan_method(PyObject *self, PyObject *arg) {
+    return Keys_checked((Keys *)self, arg, Keys_scan);
+}
+
+static PyObject *Keys_hits_method(PyObject *self, PyObject *arg) {
+    return Keys_checked((Keys *)self, arg, Keys_hits);
+}
+
+static PyMethodDef Keys_methods[] = {
+    {"scan", Keys_scan_method, METH_O, "(runs, anchors, undecided) of a buffer"},
+    {"hits", Keys_hits_method, METH_O, "[(key index, end)] of every key occurrence"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject KeysType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "xtok.run._hsmask.Keys",
+    .tp_basicsize = sizeof(Keys),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A compiled set of keys and the patterns behind them",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Keys_init,
+    .tp_dealloc = (destructor)Keys_dealloc,
+    .tp_methods = Keys_methods,
+};
+
+static PyObject *emit(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer buf, runs;
+    Py_ssize_t cut;
+    int in_mark;
+    static const char MARK[] = "***";
+    if (!PyArg_ParseTuple(args, "y*y*np", &buf, &runs, &cut, &in_mark)) return NULL;
+    PyObject *result = NULL;
+    if (cut < 0 || cut > buf.len || runs.len % (Py_ssize_t)sizeof(Span)) {
+        PyErr_SetString(PyExc_ValueError, "bad cut or runs");
+        goto done;
+    }
+    const Span *sp = runs.buf;
+    Py_ssize_t n = runs.len / (Py_ssize_t)sizeof(Span);
+    /* Each run of at least one byte becomes 3: at most 2 more bytes per run, and the first. */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, cut + 2 * (n + 1));
+    if (!out) goto done;
+    char *o = PyBytes_AS_STRING(out), *w = o;
+    const char *b = buf.buf;
+    long long pos = 0, reach = in_mark ? 0 : -1;
+    for (Py_ssize_t i = 0; i < n && sp[i].s < cut; i++) {
+        if (sp[i].s < 0 || sp[i].e > buf.len || sp[i].s >= sp[i].e) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_ValueError, "bad run");
+            goto done;
+        }
+        if (sp[i].s > reach) {
+            if (sp[i].s > pos) {
+                memcpy(w, b + pos, (size_t)(sp[i].s - pos));
+                w += sp[i].s - pos;
+            }
+            memcpy(w, MARK, 3);
+            w += 3;
+        }
+        if (sp[i].e > reach) pos = reach = sp[i].e;
+    }
+    if (pos < cut) {
+        memcpy(w, b + pos, (size_t)(cut - pos));
+        w += cut - pos;
+    }
+    if (_PyBytes_Resize(&out, w - o) < 0) goto done;
+    result = Py_BuildValue("(NL)", out, reach);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&runs);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"emit", emit, METH_VARARGS, "(masked bytes of buf[:cut], reach)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_hsmask",
+    .m_doc = "The masker's inner loop over Hyperscan",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__hsmask(void) {
+    if (PyType_Ready(&KeysType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&KeysType);
+    if (PyModule_AddObject(m, "Keys", (PyObject *)&KeysType) < 0) {
+        Py_DECREF(&KeysType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
