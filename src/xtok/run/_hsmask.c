@@ -1,4 +1,5 @@
-/* The masker's inner loop in C, over Hyperscan's C API (optional: xtok.run.native).
+/* The masker's inner loop in C, over Hyperscan's C API (optional; see NativeMatcher in
+   xtok/run/matcher.py).
 
    Python's per-match cost (the scan callback, then building and merging spans) capped output
    dense with secrets at ~50 MB/s. Here a match costs a few nanoseconds: the callback confirms the
@@ -27,6 +28,10 @@ typedef struct {
 } Lit;
 
 typedef struct {
+    long long s, e;
+} Span;
+
+typedef struct {
     PyObject_HEAD
     hs_database_t *db;
     hs_scratch_t *scratch;
@@ -34,11 +39,13 @@ typedef struct {
     Py_ssize_t *size, *exact, *lfirst, *ofirst; /* lfirst/ofirst: nkeys + 1 offsets */
     Lit *longer, *owners;
     PyObject *refs; /* keeps every pattern's bytes alive */
+    /* Kept from scan to scan: growing them anew each time cost page faults. Like Hyperscan's
+       scratch, they make one Keys usable by one thread at a time. */
+    Span *spans;
+    Py_ssize_t cap;
+    Py_ssize_t *anchors;
+    Py_ssize_t acap;
 } Keys;
-
-typedef struct {
-    long long s, e;
-} Span;
 
 typedef struct {
     Keys *k;
@@ -141,6 +148,10 @@ static Py_ssize_t merge_spans(Span *a, Py_ssize_t n) {
 
 static int run_scan(Keys *self, Ctx *c, Py_buffer *view, PyObject *hits) {
     memset(c, 0, sizeof(*c));
+    c->spans = self->spans;
+    c->cap = self->cap;
+    c->anchors = self->anchors;
+    c->acap = self->acap;
     c->k = self;
     c->buf = view->buf;
     c->len = view->len;
@@ -152,6 +163,10 @@ static int run_scan(Keys *self, Ctx *c, Py_buffer *view, PyObject *hits) {
     }
     hs_error_t err = hs_scan(self->db, view->buf, (unsigned int)view->len, 0, self->scratch,
                              on_match, c);
+    self->spans = c->spans;
+    self->cap = c->cap;
+    self->anchors = c->anchors;
+    self->acap = c->acap;
     if (c->failed == 2) PyErr_NoMemory();
     if (c->failed) return -1;
     if (err != HS_SUCCESS) {
@@ -181,8 +196,6 @@ static PyObject *Keys_scan(Keys *self, PyObject *arg) {
 done:
     Py_XDECREF(runs);
     Py_XDECREF(anchors);
-    PyMem_Free(c.spans);
-    PyMem_Free(c.anchors);
     PyBuffer_Release(&view);
     return result;
 }
@@ -243,7 +256,7 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_ValueError, "keys and their tables must be non-empty and alike");
         return -1;
     }
-    if (self->db) {
+    if (self->refs) {
         PyErr_SetString(PyExc_RuntimeError, "Keys is initialised once");
         return -1;
     }
@@ -328,6 +341,8 @@ static void Keys_dealloc(Keys *self) {
     PyMem_Free(self->ofirst);
     PyMem_Free(self->longer);
     PyMem_Free(self->owners);
+    PyMem_Free(self->spans);
+    PyMem_Free(self->anchors);
     Py_XDECREF(self->refs);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
