@@ -4,10 +4,12 @@ Two files, each with 20 secrets fetched from a local endpoint:
 - log text (default 512 MiB): log lines with, now and then, a secret in one of the forms the
   masker catches (raw, base64 at three offsets in two alphabets and wrapped, URL, JSON, shell);
 - dense (default 64 MiB): a secret every ~33 bytes (`word secret\\n`), so every match costs.
-All write to /dev/null. Rounds are interleaved (plain, masked, startup) so load on the machine
-hits each alike; medians count. xtok's start-up (`xtok run … -- true`, measured in the same
-rounds) is subtracted to give the relay alone. Prints GB/s, the ratio to `cat | cat` (goals:
->= 0.8 for log text, >= 0.25 dense), xtok's peak RSS, and checks that no secret got through.
+All write to /dev/null. Each is measured with both processes of the pipeline on one core, on
+two cores, and where the scheduler puts them (see `placements`). Rounds are interleaved so load
+on the machine hits each alike; medians count. xtok's start-up (`xtok run … -- true`, measured
+in the same rounds) is subtracted to give the relay alone. Prints GB/s, the ratio to
+`cat | cat` (goals: >= 0.8 for log text, >= 0.25 dense), xtok's peak RSS, and checks that no
+secret got through.
 
     python bench/mask_throughput.py [LOG_MIB [DENSE_MIB [ROUNDS]]]
 """
@@ -23,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from _endpoint import endpoint
 
@@ -86,7 +89,7 @@ def leaks(xtok: list[str], env: dict[str, str], path: Path, secrets: list[bytes]
     return sum(any(f in sample for f in patterns_for(x)) for x in secrets)
 
 
-def timed(run: Callable[..., int], *args: object) -> tuple[float, int]:
+def timed(run: Callable[..., int], *args: Any) -> tuple[float, int]:
     start = time.perf_counter()
     rss = run(*args)
     return time.perf_counter() - start, rss
@@ -106,43 +109,66 @@ def main() -> None:
         flags = [f"--secret=S{i:02d}={name}" for i, name in enumerate(names)]
         xtok = [sys.executable, "-m", "xtok", "run", *flags, "--"]
 
-        def plain(path: Path) -> int:
-            first = subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE)
-            second = subprocess.Popen(["cat"], stdin=first.stdout, stdout=subprocess.DEVNULL)
+        cpus = sorted(os.sched_getaffinity(0))
+        # Where the two processes of a pipeline run changes `cat | cat` threefold here: on one
+        # core the pipe's pages stay in its cache; across two they travel. Each placement is
+        # measured for both pipelines, the writer pinned to one core and the reader to another
+        # (or the same). `unpinned` leaves it to the scheduler, which picks either.
+        placements = {"one core": (cpus[0], cpus[0]), "unpinned": None}
+        if len(cpus) > 1:
+            placements["two cores"] = (cpus[0], cpus[1])
+
+        def pin(where: tuple[int, int] | None, side: int) -> list[str]:
+            return ["taskset", "-c", str(where[side])] if where else []
+
+        def plain(path: Path, where: tuple[int, int] | None) -> int:
+            first = subprocess.Popen([*pin(where, 0), "cat", str(path)], stdout=subprocess.PIPE)
+            second = subprocess.Popen(
+                [*pin(where, 1), "cat"], stdin=first.stdout, stdout=subprocess.DEVNULL
+            )
             assert first.stdout is not None
             first.stdout.close()
             second.wait()
             first.wait()
             return 0
 
-        def masked(argv: list[str]) -> int:
-            proc = subprocess.Popen([*xtok, *argv], env=env, stdout=subprocess.DEVNULL)
+        def masked(argv: list[str], where: tuple[int, int] | None) -> int:
+            """xtok reads where `cat` would read, and its command writes where `cat` would."""
+            cmd = [*pin(where, 1), *xtok, *pin(where, 0), *argv]
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
             _, status, usage = os.wait4(proc.pid, 0)
             assert os.waitstatus_to_exitcode(status) == 0
             return int(usage.ru_maxrss)  # KiB on Linux
 
-        results = {}
+        results: dict[tuple[str, str], list[float]] = {}
         for label, path in files.items():
-            base, mask, start, rss = [], [], [], 0
+            runs: dict[str, list[list[float]]] = {p: [[], [], []] for p in placements}
+            rss = 0
             for _ in range(rounds):
-                base.append(timed(plain, path)[0])
-                seconds, peak = timed(masked, ["cat", str(path)])
-                mask.append(seconds)
-                rss = max(rss, peak)
-                start.append(timed(masked, ["true"])[0])
-            results[label] = [statistics.median(x) for x in (base, mask, start)] + [rss]
+                for placement, where in placements.items():
+                    base, mask, start = runs[placement]
+                    base.append(timed(plain, path, where)[0])
+                    seconds, peak = timed(masked, ["cat", str(path)], where)
+                    mask.append(seconds)
+                    rss = max(rss, peak)
+                    start.append(timed(masked, ["true"], where)[0])
+            for placement, series in runs.items():
+                results[label, placement] = [statistics.median(x) for x in series] + [rss]
         # Only now the leak checks: they grow this process, and children forked from it count
         # its memory in their peak RSS.
         for (label, path), goal in zip(files.items(), (0.8, 0.25), strict=True):
             size = path.stat().st_size
-            b, m, s, rss = results[label]
             print(f"{label}: {size / 1e6:.0f} MB, 20 secrets, medians of {rounds} rounds")
-            print(f"  cat FILE | cat          : {size / b / 1e9:6.2f} GB/s")
-            print(f"  xtok run -- cat FILE    : {size / m / 1e9:6.2f} GB/s (ratio {b / m:.2f})")
-            print(f"  relay alone (-{s * 1000:.0f} ms start): {size / (m - s) / 1e9:6.2f} GB/s")
-            print(f"  ratio, relay alone      : {b / (m - s):6.2f}  (goal >= {goal})")
-            print(f"  xtok peak RSS           : {rss / 1024:6.1f} MB")
-            print(f"  leaks in a 32 MB sample : {leaks(xtok, env, path, secrets)}")
+            for placement in placements:
+                b, m, s, rss = results[label, placement]
+                print(
+                    f"  {placement:9}: cat FILE | cat {size / b / 1e9:5.2f} GB/s;"
+                    f" xtok run -- cat FILE {size / m / 1e9:5.2f} GB/s (ratio {b / m:.2f});"
+                    f" relay alone (-{s * 1000:.0f} ms start) {size / (m - s) / 1e9:5.2f} GB/s:"
+                    f" ratio {b / (m - s):.2f} (goal >= {goal})"
+                )
+            print(f"  xtok peak RSS: {rss / 1024:.1f} MB")
+            print(f"  leaks in a 32 MB sample: {leaks(xtok, env, path, secrets)}")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,16 @@
        still come whole after the end of buf (len(buf) if none).
      hits(buf) -> [(key index, end)]: every occurrence of every key.
    emit(buf, runs, cut, in_mark) -> (masked bytes of buf[:cut], reach): runs as scan packs them
-     (sorted by start; they may overlap). */
+     (sorted by start; they may overlap).
+   keep_heap(): see there. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <hs.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 typedef struct {
     const char *p;
@@ -428,8 +432,22 @@ done:
     return result;
 }
 
+/* A relay allocates a read buffer and a masked output of a few hundred KiB per chunk. glibc
+   maps each such block and unmaps it when freed, or trims the heap under it: every chunk then
+   faulted its pages in anew (a quarter of a dense relay's time). Keep them on the heap. */
+static PyObject *keep_heap(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"emit", emit, METH_VARARGS, "(masked bytes of buf[:cut], reach)"},
+    {"keep_heap", keep_heap, METH_NOARGS, "keep blocks of up to 4 MiB on the heap (glibc)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -159,6 +159,10 @@ def _relay(child: subprocess.Popen[bytes], patterns: list[bytes]) -> None:
     """
     if child.stdout is None or child.stderr is None:
         raise RuntimeError("the child was started without pipes")
+    with contextlib.suppress(ImportError):  # where the masker's C extension is built
+        from xtok.run._hsmask import keep_heap
+
+        keep_heap()
     sel = selectors.DefaultSelector()
     compiled = Patterns(patterns)  # one compiled set; a masker (and its held tail) per stream
     for pipe, out_fd in ((child.stdout, 1), (child.stderr, 2)):
