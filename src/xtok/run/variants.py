@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import itertools
 import json
 import re
@@ -144,11 +145,11 @@ def _url_forms(value: bytes) -> list[bytes]:
 
 def _json_forms(text: str) -> list[bytes]:
     """`text` as JSON encoders write it inside a string literal (without the quotes)."""
-    if _JSON_PLAIN.fullmatch(text):
+    if text.isascii() and "\x7f" not in text and not _JSON_ESCAPED.search(text):
         return [text.encode()]
     non_ascii = "".join({c for c in text if ord(c) > 0x7F})
     forms: dict[bytes, None] = {}
-    for upper, table in _JSON_TABLES:
+    for upper, table in _json_tables():
         forms[text.translate(table).encode()] = None
         if non_ascii:
             table = table | {ord(c): _u_escape(c, upper) for c in non_ascii}
@@ -173,11 +174,16 @@ def _json_table(upper: bool, slash: bool, html: str) -> dict[int, str]:
     return table | ({ord("/"): "\\/"} if slash else {})
 
 
-_JSON_TABLES = [
-    (upper, _json_table(upper, slash, html))
-    for upper, slash, html in itertools.product(_BOTH, _BOTH, _HTML)
-]
-_JSON_PLAIN = re.compile(r"[^\x00-\x1f\"\\/<>&'=+`\x7f-\U0010ffff]*")
+@functools.cache  # built on the first secret that needs them: `xtok run` starts sooner
+def _json_tables() -> list[tuple[bool, dict[int, str]]]:
+    return [
+        (upper, _json_table(upper, slash, html))
+        for upper, slash, html in itertools.product(_BOTH, _BOTH, _HTML)
+    ]
+
+
+# ASCII characters that some encoder escapes (non-ASCII ones too, and DEL: see _json_forms).
+_JSON_ESCAPED = re.compile(r"[\x00-\x1f\"\\/<>&'=+`]")
 
 
 def _dollar_quote(value: bytes, *, utf8: bool) -> bytes:
