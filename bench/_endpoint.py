@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import compileall
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import xtok
 from xtok.server.bootstrap import clean_environment, spawn_dev
 
 
@@ -14,6 +17,10 @@ from xtok.server.bootstrap import clean_environment, spawn_dev
 def endpoint(secrets: dict[str, bytes]) -> Iterator[dict[str, str]]:
     """Start `xtok server --dev`, store `secrets` (name -> value), and yield an environment
     with the endpoint, its admin keys and an `XTOK_TOKEN`."""
+    # Timed commands must not compile xtok's sources on every start, as they would where
+    # PYTHONDONTWRITEBYTECODE is set (an editable install compiles nothing; `pip install`
+    # compiles at install time, as it did the aws CLI's).
+    compileall.compile_dir(Path(xtok.__file__).parent, quiet=1)
     proc, exports = spawn_dev()
     try:
         env = {**clean_environment(), **exports}
