@@ -149,3 +149,19 @@ def test_no_stdin_at_all_is_not_a_crash() -> None:
         )
         assert proc.returncode in (200, 201), (argv, proc.stderr)
         assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "group", [(), *(p for p in commands() if isinstance(leaf(p), click.Group))]
+)
+def test_command_summaries_fit_an_80_column_terminal(
+    group: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a terminal of 80 columns, `--help` shows each command's summary whole (click cuts a
+    long one short with '...')."""
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main([*group, "--help"]) == 0
+    listed = capsys.readouterr().out.split("Commands:\n", 1)[1]
+    assert listed.strip()
+    for line in listed.splitlines():
+        assert not line.endswith("..."), line

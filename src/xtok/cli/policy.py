@@ -34,7 +34,7 @@ def policy() -> None:
     """Print the IAM policy documents xtok relies on (no AWS call)."""
 
 
-@policy.command("reader")
+@policy.command("reader", short_help="Identity policy: an MFA session reads the named secrets.")
 @prefix_option
 @secrets_option
 @with_options(arn_options)
@@ -54,7 +54,7 @@ def policy_reader(
     click.echo(pretty(doc))
 
 
-@policy.command("role")
+@policy.command("role", short_help="The role's trust policy and its permission policy.")
 @trust_option
 @prefix_option
 @secrets_option
@@ -89,7 +89,7 @@ def policy_role(
         click.echo(pretty({"TrustPolicy": trust_doc, "PermissionPolicy": permissions}))
 
 
-@policy.command("session")
+@policy.command("session", short_help="The session policy `xtok token --role` attaches.")
 @secrets_option
 @prefix_option
 def policy_session(secrets: tuple[str, ...], prefix: str | None) -> None:
@@ -104,7 +104,7 @@ def setup() -> None:
     """Create the AWS resources xtok needs."""
 
 
-@setup.command("aws")
+@setup.command("aws", short_help="Create or update the role and its policies.")
 @click.option(
     "--role-name", required=True, metavar="NAME", help="Name of the role approvers assume."
 )
@@ -171,7 +171,7 @@ def setup_aws(
     note(f"role {result.role_arn}: {summary}")
 
 
-@cli.command("revoke")
+@cli.command("revoke", short_help="Deny every session issued before TIME.")
 @click.option("--role", "role_name", metavar="NAME", help="Revoke sessions of this role.")
 @click.option("--user", "user_name", metavar="NAME", help="Revoke temporary sessions of this user.")
 @click.option("--before", metavar="TIME", help="ISO 8601 time (default: now).")

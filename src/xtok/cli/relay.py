@@ -13,7 +13,7 @@ from xtok.errors import UsageError
 DEFAULT_LISTEN = "127.0.0.1:4577"
 
 
-@cli.command("relay")
+@cli.command("relay", short_help="Serve the relay between waiting CI runs and approvers.")
 @click.option(
     "--listen",
     default=DEFAULT_LISTEN,

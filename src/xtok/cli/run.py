@@ -34,7 +34,12 @@ def _exit_code_table() -> str:
     )
 
 
-@cli.command("run", context_settings={"allow_interspersed_args": False}, epilog=_exit_code_table())
+@cli.command(
+    "run",
+    context_settings={"allow_interspersed_args": False},
+    epilog=_exit_code_table(),
+    short_help="Fetch secrets with a token, then run COMMAND, masked.",
+)
 @click.option(
     "--token-stdin",
     is_flag=True,

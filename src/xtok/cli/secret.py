@@ -22,7 +22,7 @@ from xtok.display import shown
 from xtok.errors import UsageError
 
 
-@cli.group()
+@cli.group(short_help="Store and list secrets in AWS Secrets Manager.")
 def secret() -> None:
     """Store and list secrets in AWS Secrets Manager (values go in, never out)."""
 
@@ -115,7 +115,7 @@ def _prompt_twice(attempts: int = 3) -> str:
     )
 
 
-@secret.command("ls")
+@secret.command("ls", short_help="List secret names, optionally under a prefix.")
 @prefix_option
 @json_option
 @aws_options()

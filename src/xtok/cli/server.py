@@ -75,7 +75,9 @@ def _exports(url: str, key: Any, region: str) -> str:
     )
 
 
-@cli.group("server", invoke_without_command=True)
+@cli.group(
+    "server", invoke_without_command=True, short_help="Run the local AWS-compatible endpoint."
+)
 @data_option
 @key_file_option
 @click.option(
@@ -295,7 +297,7 @@ def server_init(data: Path | None, master_key_file: Path | None, account: str, r
     click.echo(_exports(f"http://{DEFAULT_LISTEN}", admin, region))
 
 
-@cli.command("audit")
+@cli.command("audit", short_help="Print the local endpoint's audit log.")
 @data_option
 @key_file_option
 @click.option("--verify", is_flag=True, help="Check the hash chain; exit non-zero if broken.")
@@ -385,7 +387,7 @@ class AuditBroken(Error):
     exit_code = ExitCode.AUDIT_BROKEN
 
 
-@cli.command("demo")
+@cli.command("demo", short_help="Run the whole flow, narrated, on a throw-away endpoint.")
 def demo_cmd() -> int:
     """Run the whole flow, narrated, against a throw-away local endpoint.
 

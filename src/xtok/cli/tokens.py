@@ -40,7 +40,7 @@ from xtok.errors import Error, Interrupted, UsageError
 from xtok.tokens.armor import compact
 
 
-@cli.command("token")
+@cli.command("token", short_help="Mint a short-lived token with your AWS identity and MFA.")
 @role_option("AssumeRole this role (recommended); without it: GetSessionToken.")
 @secrets_option
 @prefix_option
@@ -212,7 +212,7 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
             click.echo(line)
 
 
-@cli.command("request")
+@cli.command("request", short_help="Ask for a sealed token (pipeline side).")
 @secret_spec_options
 @duration_option
 @role_option("The role the approver should assume (they may name another).")
@@ -320,7 +320,7 @@ def request_cmd(
     )
 
 
-@cli.command("approve")
+@cli.command("approve", short_help="Approve a run's request: mint a token sealed to that run.")
 @click.argument("code", metavar="[REQUEST_CODE]", required=False)
 @click.option(
     "--relay",
