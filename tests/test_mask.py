@@ -500,6 +500,21 @@ def test_wrapped_base64_any_chunking_equals_the_reference(
     assert b"".join(out) + masker.flush() == reference(stream, patterns)
 
 
+def test_occurrences_touching_at_a_wrap_stay_apart(matcher: type[Matcher]) -> None:
+    """Two base64 forms that touch only once the wrap between them is removed are masked apart:
+    the line break stays (the C extension once merged them before mapping them back)."""
+    form = next(p for p in patterns_for(SECRET) if isinstance(p, Wrappable))
+    # Line 1 ends inside a broken form, whose anchors make the masker read the block with its
+    # wraps removed; line 2 ends with a whole form and line 3 starts with another.
+    lines = [b"Q" * RUN_MIN + form[:20], form[20:] + b"R" * RUN_MIN + form, form + b"T" * 10]
+    data = b"\n".join(lines) + b"\n"
+    patterns = patterns_for(SECRET)
+    expected = b"Q" * RUN_MIN + b"***" + b"R" * RUN_MIN + b"***\n***" + b"T" * 10 + b"\n"
+    assert reference(data, patterns) == expected
+    for chunk in (0, 1, 7, 64):
+        assert mask(data, [SECRET], matcher, chunk) == expected
+
+
 def test_held_tail_stays_bounded_in_a_wrapped_blob(matcher: type[Matcher]) -> None:
     """Pages of unrelated base64 hold back no more than a wrapped secret could span."""
     compiled = Patterns(patterns_for(SECRET * 3), matcher)
@@ -539,19 +554,19 @@ def test_the_c_extension_refuses_bad_input_without_crashing() -> None:
     keys = _hsmask.Keys([b"abcd"], [4], [()], [()])
     with pytest.raises(RuntimeError):
         keys.__init__([b"abcd"], [4], [()], [()])
-    runs, anchors, undecided = keys.scan(b"xxabcdabcd")
-    assert (_unpack_runs(runs), anchors, undecided) == ([(2, 10)], [], 10)
-    assert _hsmask.emit(b"xxabcdabcd!", runs, 11, False) == (b"xx***!", 10)
-    with pytest.raises(ValueError):  # a run beyond the buffer
-        _hsmask.emit(b"abcdef", runs, 4, False)
+    spans, anchors, undecided = keys.scan(b"xxabcdabcd")
+    assert (_unpack_spans(spans), anchors, undecided) == ([(2, 6), (6, 10)], [], 10)
+    assert _hsmask.emit(b"xxabcdabcd!", spans, 11, False) == (b"xx***!", 10)
+    with pytest.raises(ValueError):  # a span beyond the buffer
+        _hsmask.emit(b"abcdefgh", spans, 7, False)
     with pytest.raises(ValueError):  # a cut beyond the buffer
         _hsmask.emit(b"ab", b"", 3, False)
     with pytest.raises(ValueError):  # not whole (start, end) pairs
         _hsmask.emit(b"ab", b"\0" * 12, 1, False)
 
 
-def _unpack_runs(runs: bytes) -> list[tuple[int, int]]:
+def _unpack_spans(packed: bytes) -> list[tuple[int, int]]:
     import array
 
-    flat = array.array("q", runs)
+    flat = array.array("q", packed)
     return list(zip(flat[::2], flat[1::2], strict=True))

@@ -3,18 +3,18 @@
 
    Python's per-match cost (the scan callback, then building and merging spans) capped output
    dense with secrets at ~50 MB/s. Here a match costs a few nanoseconds: the callback confirms the
-   pattern behind a key (see xtok.run.mask._Literals, which this mirrors), the spans are merged in
+   pattern behind a key (see xtok.run.mask._Literals, which this mirrors), the spans are sorted in
    C, and `emit` writes the masked bytes in one pass. Python keeps the rare work: wrapped base64,
    and which tail of a buffer to hold back.
 
    Keys(keys, exact, longer, owners): the per-key tables of _Literals.
-     scan(buf) -> (runs, anchors, undecided): runs are the merged occurrences (disjoint, not
-       touching, by start) packed as native int64 pairs (start, end); anchors the starts of anchor
-       hits not inside an unbroken owner; undecided the start of the earliest pattern that may
+     scan(buf) -> (spans, anchors, undecided): spans are the occurrences, by start, packed as
+       native int64 pairs (start, end): not merged, as a scan of text with its wraps removed maps
+       each back on its own; anchors the starts of anchor hits not inside an unbroken owner; undecided the start of the earliest pattern that may
        still come whole after the end of buf (len(buf) if none).
      hits(buf) -> [(key index, end)]: every occurrence of every key.
-   emit(buf, runs, cut, in_mark) -> (masked bytes of buf[:cut], reach): runs as scan packs them
-     (sorted by start; they may overlap).
+   emit(buf, spans, cut, in_mark) -> (masked bytes of buf[:cut], reach): spans as scan packs
+     them (by start; overlapping or touching ones become one mark).
    keep_heap(): see there. */
 
 #define PY_SSIZE_T_CLEAN
@@ -137,19 +137,6 @@ static void sort_spans(Span *a, Py_ssize_t n) {
     }
 }
 
-/* Merges overlapping or touching spans in place; returns how many runs are left. */
-static Py_ssize_t merge_spans(Span *a, Py_ssize_t n) {
-    Py_ssize_t m = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (m && a[i].s <= a[m - 1].e) {
-            if (a[i].e > a[m - 1].e) a[m - 1].e = a[i].e;
-        } else {
-            a[m++] = a[i];
-        }
-    }
-    return m;
-}
-
 static int run_scan(Keys *self, Ctx *c, Py_buffer *view, PyObject *hits) {
     memset(c, 0, sizeof(*c));
     c->spans = self->spans;
@@ -183,22 +170,21 @@ static int run_scan(Keys *self, Ctx *c, Py_buffer *view, PyObject *hits) {
 static PyObject *Keys_scan(Keys *self, PyObject *arg) {
     Py_buffer view;
     Ctx c;
-    PyObject *result = NULL, *runs = NULL, *anchors = NULL;
+    PyObject *result = NULL, *packed = NULL, *anchors = NULL;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     if (run_scan(self, &c, &view, NULL) < 0) goto done;
     sort_spans(c.spans, c.n);
-    Py_ssize_t m = merge_spans(c.spans, c.n);
-    runs = PyBytes_FromStringAndSize((const char *)c.spans, m * (Py_ssize_t)sizeof(Span));
+    packed = PyBytes_FromStringAndSize((const char *)c.spans, c.n * (Py_ssize_t)sizeof(Span));
     anchors = PyList_New(c.na);
-    if (!runs || !anchors) goto done;
+    if (!packed || !anchors) goto done;
     for (Py_ssize_t i = 0; i < c.na; i++) {
         PyObject *v = PyLong_FromSsize_t(c.anchors[i]);
         if (!v) goto done;
         PyList_SET_ITEM(anchors, i, v);
     }
-    result = Py_BuildValue("(OOn)", runs, anchors, c.undecided);
+    result = Py_BuildValue("(OOn)", packed, anchors, c.undecided);
 done:
-    Py_XDECREF(runs);
+    Py_XDECREF(packed);
     Py_XDECREF(anchors);
     PyBuffer_Release(&view);
     return result;
@@ -368,7 +354,7 @@ static PyObject *Keys_hits_method(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef Keys_methods[] = {
-    {"scan", Keys_scan_method, METH_O, "(runs, anchors, undecided) of a buffer"},
+    {"scan", Keys_scan_method, METH_O, "(spans, anchors, undecided) of a buffer"},
     {"hits", Keys_hits_method, METH_O, "[(key index, end)] of every key occurrence"},
     {NULL, NULL, 0, NULL},
 };
@@ -386,19 +372,19 @@ static PyTypeObject KeysType = {
 
 static PyObject *emit(PyObject *module, PyObject *args) {
     (void)module;
-    Py_buffer buf, runs;
+    Py_buffer buf, spans;
     Py_ssize_t cut;
     int in_mark;
     static const char MARK[] = "***";
-    if (!PyArg_ParseTuple(args, "y*y*np", &buf, &runs, &cut, &in_mark)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*y*np", &buf, &spans, &cut, &in_mark)) return NULL;
     PyObject *result = NULL;
-    if (cut < 0 || cut > buf.len || runs.len % (Py_ssize_t)sizeof(Span)) {
-        PyErr_SetString(PyExc_ValueError, "bad cut or runs");
+    if (cut < 0 || cut > buf.len || spans.len % (Py_ssize_t)sizeof(Span)) {
+        PyErr_SetString(PyExc_ValueError, "bad cut or spans");
         goto done;
     }
-    const Span *sp = runs.buf;
-    Py_ssize_t n = runs.len / (Py_ssize_t)sizeof(Span);
-    /* Each run of at least one byte becomes 3: at most 2 more bytes per run, and the first. */
+    const Span *sp = spans.buf;
+    Py_ssize_t n = spans.len / (Py_ssize_t)sizeof(Span);
+    /* Each mark stands for at least one byte of buf[:cut]: at most 2 more bytes per span. */
     PyObject *out = PyBytes_FromStringAndSize(NULL, cut + 2 * (n + 1));
     if (!out) goto done;
     char *o = PyBytes_AS_STRING(out), *w = o;
@@ -407,7 +393,7 @@ static PyObject *emit(PyObject *module, PyObject *args) {
     for (Py_ssize_t i = 0; i < n && sp[i].s < cut; i++) {
         if (sp[i].s < 0 || sp[i].e > buf.len || sp[i].s >= sp[i].e) {
             Py_DECREF(out);
-            PyErr_SetString(PyExc_ValueError, "bad run");
+            PyErr_SetString(PyExc_ValueError, "bad span");
             goto done;
         }
         if (sp[i].s > reach) {
@@ -428,7 +414,7 @@ static PyObject *emit(PyObject *module, PyObject *args) {
     result = Py_BuildValue("(NL)", out, reach);
 done:
     PyBuffer_Release(&buf);
-    PyBuffer_Release(&runs);
+    PyBuffer_Release(&spans);
     return result;
 }
 

@@ -80,8 +80,8 @@ class _Literals:
     def scan(self, buf: bytes) -> tuple[list[Span], list[int], int]:
         """(occurrences, starts of anchors to look around, start of the longest undecided tail)."""
         if self.native is not None:
-            runs, anchors, undecided = self.native.runs(buf)
-            spans = _unpack(runs)
+            packed, anchors, undecided = self.native.spans(buf)
+            spans = _unpack(packed)
         else:
             spans, anchors, undecided = self._scan(buf)
         return spans, anchors, self.cut(buf, undecided)
@@ -195,9 +195,9 @@ class Masker:
         patterns = self._set
         literals, wrapped = patterns.literals, patterns.wrapped
         native = literals.native
-        runs = b""  # the C extension's occurrences, merged and packed; else `spans`
+        packed = b""  # the C extension's occurrences, packed, left so; else in `spans`
         if native is not None:
-            runs, anchors, undecided = native.runs(buf)
+            packed, anchors, undecided = native.spans(buf)
             cut = literals.cut(buf, undecided)
             spans: list[Span] = []
         else:
@@ -214,10 +214,10 @@ class Masker:
             return b""
         if self._masked_until:
             spans.append((0, self._masked_until))
-        if native is not None and (runs or spans):
+        if native is not None and (packed or spans):
             if spans:  # rare: wrapped occurrences, or a run carried over from the last buffer
-                runs = _pack(sorted(_unpack(runs) + spans))
-            out, reach = native.emit(buf, runs, cut, self._in_mark)
+                packed = _pack(sorted(_unpack(packed) + spans))
+            out, reach = native.emit(buf, packed, cut, self._in_mark)
         else:
             out, reach = _masked(buf, spans, cut, self._in_mark)
         self._in_mark = reach >= cut
@@ -278,9 +278,9 @@ def _masked(buf: bytes, spans: list[Span], cut: int, in_mark: bool) -> tuple[byt
     return b"".join(parts), reach
 
 
-def _unpack(runs: bytes) -> list[Span]:
+def _unpack(packed: bytes) -> list[Span]:
     flat = array("q")
-    flat.frombytes(runs)
+    flat.frombytes(packed)
     return list(zip(flat[::2], flat[1::2], strict=True))
 
 

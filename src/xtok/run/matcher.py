@@ -101,14 +101,15 @@ class NativeMatcher(Matcher):
     def hits(self, data: bytes) -> list[Hit]:
         return self.keys.hits(data)
 
-    def runs(self, data: bytes) -> tuple[bytes, list[int], int]:
-        """(merged occurrences packed as int64 pairs, anchor starts to look around, start of the
-        earliest pattern that may still come whole)."""
+    def spans(self, data: bytes) -> tuple[bytes, list[int], int]:
+        """(occurrences by start, packed as int64 (start, end) pairs; anchor starts to look
+        around; start of the earliest pattern that may still come whole)."""
         return self.keys.scan(data)
 
-    def emit(self, data: bytes, runs: bytes, cut: int, in_mark: bool) -> tuple[bytes, int]:
-        """`data[:cut]` with each run masked, and where the masked run reaching furthest ends."""
-        return self._hsmask.emit(data, runs, cut, in_mark)
+    def emit(self, data: bytes, spans: bytes, cut: int, in_mark: bool) -> tuple[bytes, int]:
+        """`data[:cut]` masked (as `xtok.run.mask._masked`, from packed spans), and where the
+        masked run reaching furthest ends."""
+        return self._hsmask.emit(data, spans, cut, in_mark)
 
 
 class HyperscanMatcher(Matcher):
