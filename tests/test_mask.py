@@ -551,6 +551,12 @@ def test_the_c_extension_refuses_bad_input_without_crashing() -> None:
         _hsmask.Keys([b"abcd"], [4], [("not bytes",)], [()])
     with pytest.raises(TypeError):
         _hsmask.Keys([b""], [0], [()], [()])
+    with pytest.raises(TypeError):  # a list could be changed under the C code's pointers
+        _hsmask.Keys([b"abcd"], [0], [[b"abcdef"]], [()])
+    with pytest.raises(TypeError):
+        _hsmask.Keys([b"abcd"], [0], [()], [((b"xxabcd", -2),)])
+    with pytest.raises(ValueError):
+        _hsmask.Keys([b"abcd"], [7], [()], [()])
     keys = _hsmask.Keys([b"abcd"], [4], [()], [()])
     with pytest.raises(RuntimeError):
         keys.__init__([b"abcd"], [4], [()], [()])

@@ -42,7 +42,7 @@ typedef struct {
     Py_ssize_t nkeys;
     Py_ssize_t *size, *exact, *lfirst, *ofirst; /* lfirst/ofirst: nkeys + 1 offsets */
     Lit *longer, *owners;
-    PyObject *refs; /* keeps every pattern's bytes alive */
+    PyObject *refs; /* tuples of tuples: the patterns' bytes, alive and never replaced */
     /* Kept from scan to scan: growing them anew each time cost page faults. Like Hyperscan's
        scratch, they make one Keys usable by one thread at a time. */
     Span *spans;
@@ -205,20 +205,20 @@ static PyObject *Keys_hits(Keys *self, PyObject *arg) {
     return hits;
 }
 
-/* Fills `out` with the (pointer, length) of each bytes in the sequence `seq`. */
+/* Fills `out` with the (pointer, length) of each bytes in the tuple `seq` (of (bytes, offset)
+   pairs, `with_offset`). Tuples only: the pointers must outlive any change a caller could make. */
 static int literals(PyObject *seq, Lit *out, Py_ssize_t *count, int with_offset) {
-    PyObject *fast = PySequence_Fast(seq, "expected a sequence");
-    if (!fast) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(fast, i), *pattern = item;
+    if (!PyTuple_Check(seq)) {
+        PyErr_SetString(PyExc_TypeError, "each key's patterns must be a tuple");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
+        PyObject *item = PyTuple_GET_ITEM(seq, i), *pattern = item;
         Py_ssize_t off = 0;
-        if (with_offset) {
-            if (!PyArg_ParseTuple(item, "On", &pattern, &off)) goto fail;
-        }
-        if (!PyBytes_Check(pattern)) {
-            PyErr_SetString(PyExc_TypeError, "patterns must be bytes");
-            goto fail;
+        if (with_offset && !PyArg_ParseTuple(item, "On", &pattern, &off)) return -1;
+        if (!PyBytes_Check(pattern) || off < 0) {
+            PyErr_SetString(PyExc_TypeError, "patterns must be bytes (with offsets >= 0)");
+            return -1;
         }
         if (out) {
             out[*count].p = PyBytes_AS_STRING(pattern);
@@ -227,11 +227,7 @@ static int literals(PyObject *seq, Lit *out, Py_ssize_t *count, int with_offset)
         }
         (*count)++;
     }
-    Py_DECREF(fast);
     return 0;
-fail:
-    Py_DECREF(fast);
-    return -1;
 }
 
 static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
@@ -250,8 +246,15 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "Keys is initialised once");
         return -1;
     }
-    self->refs = Py_BuildValue("(OOOO)", keys, exact, longer, owners);
+    PyObject *k = PyList_AsTuple(keys), *l = PyList_AsTuple(longer), *o = PyList_AsTuple(owners);
+    if (k && l && o) self->refs = PyTuple_Pack(3, k, l, o);
+    Py_XDECREF(k);
+    Py_XDECREF(l);
+    Py_XDECREF(o);
     if (!self->refs) return -1;
+    keys = PyTuple_GET_ITEM(self->refs, 0);
+    longer = PyTuple_GET_ITEM(self->refs, 1);
+    owners = PyTuple_GET_ITEM(self->refs, 2);
     self->nkeys = n;
     self->size = PyMem_Calloc(n, sizeof(Py_ssize_t));
     self->exact = PyMem_Calloc(n, sizeof(Py_ssize_t));
@@ -270,7 +273,7 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
     /* First pass counts, second fills. */
     Py_ssize_t nl = 0, no = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *key = PyList_GET_ITEM(keys, i);
+        PyObject *key = PyTuple_GET_ITEM(keys, i);
         if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) == 0) {
             PyErr_SetString(PyExc_TypeError, "keys must be non-empty bytes");
             goto done;
@@ -281,10 +284,14 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
         self->size[i] = PyBytes_GET_SIZE(key);
         self->exact[i] = PyLong_AsSsize_t(PyList_GET_ITEM(exact, i));
         if (self->exact[i] == -1 && PyErr_Occurred()) goto done;
+        if (self->exact[i] != 0 && self->exact[i] != self->size[i]) {
+            PyErr_SetString(PyExc_ValueError, "a key's exact length is 0 or its own length");
+            goto done;
+        }
         self->lfirst[i] = nl;
         self->ofirst[i] = no;
-        if (literals(PyList_GET_ITEM(longer, i), NULL, &nl, 0) < 0 ||
-            literals(PyList_GET_ITEM(owners, i), NULL, &no, 1) < 0)
+        if (literals(PyTuple_GET_ITEM(longer, i), NULL, &nl, 0) < 0 ||
+            literals(PyTuple_GET_ITEM(owners, i), NULL, &no, 1) < 0)
             goto done;
     }
     self->lfirst[n] = nl;
@@ -297,8 +304,8 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
     }
     nl = no = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (literals(PyList_GET_ITEM(longer, i), self->longer, &nl, 0) < 0 ||
-            literals(PyList_GET_ITEM(owners, i), self->owners, &no, 1) < 0)
+        if (literals(PyTuple_GET_ITEM(longer, i), self->longer, &nl, 0) < 0 ||
+            literals(PyTuple_GET_ITEM(owners, i), self->owners, &no, 1) < 0)
             goto done;
     }
     hs_compile_error_t *error = NULL;
