@@ -148,6 +148,7 @@ def serve_app(
     import uvicorn
 
     from xtok.server.transport import with_read_timeout
+    from xtok.server.workers import Server
 
     config = uvicorn.Config(
         app,
@@ -167,7 +168,7 @@ def serve_app(
     )
     sys.stdout.flush()
     sys.stderr.flush()
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
 
 
 def clean_environment() -> dict[str, str]:
