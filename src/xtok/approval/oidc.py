@@ -30,6 +30,7 @@ import jwt
 
 from xtok.approval.request import RequestCode
 from xtok.errors import AccessDenied, ConfigError, NetworkError
+from xtok.loopback import is_loopback
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 GITLAB_ISSUER = "https://gitlab.com"
@@ -274,8 +275,7 @@ def _signing_key(issuer: str, token: str) -> Any:
 def _check_url(url: str, issuer: str) -> None:
     """HTTPS only, except on loopback (test stand-ins and local issuers)."""
     parts = urllib.parse.urlsplit(url)
-    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise ProofRefused(f"issuer {_show(issuer)} is not served over HTTPS: refused")
 
 

@@ -122,9 +122,10 @@ def relay_cmd(
     """
     from xtok.approval import oidc
     from xtok.duration import parse_duration
+    from xtok.loopback import is_loopback
     from xtok.relay import notify
     from xtok.relay.app import RelayConfig, create
-    from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve_app
+    from xtok.server.bootstrap import bind, parse_listen, serve_app
 
     check_tls(tls_cert, tls_key)
     host, port = parse_listen(listen)

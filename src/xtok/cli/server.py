@@ -141,7 +141,8 @@ def server(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve
+    from xtok.loopback import is_loopback
+    from xtok.server.bootstrap import bind, parse_listen, serve
     from xtok.server.workers import stop_signals_held
 
     check_tls(tls_cert, tls_key)

@@ -32,12 +32,12 @@ from xtok.approval.request import RequestCode
 from xtok.approval.review import secret_labels
 from xtok.duration import format_duration
 from xtok.errors import ConfigError
+from xtok.loopback import is_loopback
 
 SIGNATURE_HEADER = "X-Xtok-Signature"
 TIMESTAMP_HEADER = "X-Xtok-Timestamp"
 DELIVERY_HEADER = "X-Xtok-Delivery"
 _TIP = "see `xtok relay --help` (--webhooks) and the README's Notifications section"
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def _webhook(item: Any, where: str) -> Webhook:
         raise ConfigError(f"{where}: kind must be slack or json", tip=_TIP)
     url = item.get("url")
     parts = urllib.parse.urlsplit(url if isinstance(url, str) else "")
-    if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)):
+    if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))):
         raise ConfigError(f"{where}: url must be https:// (plain http on loopback only)", tip=_TIP)
     secret = item.get("secret")
     if item["kind"] == "json" and not (isinstance(secret, str) and len(secret) >= 16):
