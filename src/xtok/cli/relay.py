@@ -163,7 +163,13 @@ def relay_cmd(
 
 def _read_run_keys(path: Path) -> dict[str, str]:
     keys = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    from xtok.regular_file import read_regular
+
+    try:
+        text = read_regular(path, what="run keys file").decode()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the run keys file {path}: {type(exc).__name__}") from None
+    for number, line in enumerate(text.splitlines(), 1):
         words = line.split()
         if not words or words[0].startswith("#"):
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import queue
 import stat
 import sys
@@ -33,6 +34,7 @@ from xtok.approval.review import secret_labels
 from xtok.duration import format_duration
 from xtok.errors import ConfigError
 from xtok.loopback import is_loopback
+from xtok.regular_file import open_regular
 
 SIGNATURE_HEADER = "X-Xtok-Signature"
 TIMESTAMP_HEADER = "X-Xtok-Timestamp"
@@ -74,11 +76,12 @@ def load(path: Path) -> NotifyConfig:
     secret = "…"                # HMAC-SHA256 key, at least 16 characters
     """
     try:
-        info = path.stat()
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with os.fdopen(open_regular(path, what="webhooks file"), "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            data = tomllib.loads(f.read().decode())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read the webhooks file {path}: {type(exc).__name__}") from None
-    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"the webhooks file {path} is readable by others: it holds webhook keys",
             tip=f"chmod 600 {path}",
