@@ -67,7 +67,8 @@ def load_master_key(path: Path | None) -> bytes:
     """From --master-key-file, else $XTOK_SERVER_MASTER_KEY."""
     if path is not None:
         try:
-            with os.fdopen(open_regular(path, what="master key file"), "rb") as f:
+            tip = "pass the key file `xtok server init` created"
+            with os.fdopen(open_regular(path, what="master key file", tip=tip), "rb") as f:
                 mode = os.fstat(f.fileno()).st_mode & 0o077
                 text = f.read().decode(errors="replace")  # not base64: refused below
         except OSError as exc:
