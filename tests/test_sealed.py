@@ -7,6 +7,8 @@ import base64
 import contextlib
 import json
 import os
+import socket
+import stat
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -276,6 +278,57 @@ def test_a_planted_fifo_or_link_does_not_hang_the_purge(
     (tmp_path / "elsewhere.json").write_text('{"expires": 0}')
     assert xtok("request", "--secret", "A=a/b").code == 0  # run_xtok times out at 60 s
     assert (tmp_path / "elsewhere.json").exists()
+
+
+def _plant(kind: str, path: Path) -> str:
+    """Put a `kind` of non-regular file in the place of `path`, as another process of the user
+    could."""
+    if kind != "link":
+        path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+        return "a FIFO"
+    if kind == "directory":
+        path.mkdir()
+        return "a directory"
+    if kind == "socket":
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(path))
+        return "a socket"
+    copy = path.with_name("copy")  # the real record, behind a link
+    path.rename(copy)
+    path.symlink_to(copy)
+    return "a symbolic link"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "socket", "link"])
+def test_a_planted_state_file_fails_the_run_at_once(
+    xtok: Callable[..., Result], unique: str, tmp_path: Path, kind: str
+) -> None:
+    """Another process of the user swaps the run's own record for something else: a FIFO
+    blocked the read for ever. The run stops with a reason instead (run_xtok's timeout only
+    detects a hang)."""
+    state = tmp_path / "s"
+    ref = parse_ref(f"DB=sealed-{unique}/db")
+    req, ticket = seal.new_request(RunIdentity(), (ref,), 900, None, state)
+    record = state / f"{req.id}.json"
+    what = _plant(kind, record)
+    sealed = seal.seal(req, _creds(timedelta(minutes=10))).encode()
+    res = xtok(
+        "run",
+        "--sealed",
+        "--state-dir",
+        str(state),
+        "--",
+        "echo",
+        "ran",
+        XTOK_TOKEN=sealed,
+        XTOK_TICKET=ticket.encode(),
+    )
+    assert res.code == 208 and "ran" not in res.out, res.err
+    assert f"request state {record} is {what}, not a regular file" in res.err
+    assert "tip: start a new request" in res.err and len(res.err.splitlines()) == 2
+    assert record.is_symlink() or not stat.S_ISREG(record.lstat().st_mode)  # left in place
 
 
 def test_ticket_never_goes_to_the_approver(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import http.cookiejar
-import ipaddress
 import json
 import netrc
 import os
@@ -25,6 +24,7 @@ from typing import Any
 
 from xtok.display import is_unsafe, shown
 from xtok.errors import AccessDenied, ConfigError, NetworkError, NotFound, UsageError
+from xtok.loopback import is_loopback
 
 INPUT_ID = "XtokToken"
 PARAMETER = "XTOK_TOKEN"
@@ -106,15 +106,6 @@ def _origin_text(url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_build_url(build_url: str, *, insecure_http: bool = False) -> None:
     """Refuse what is not a build URL, and plain http:// to a host that is not loopback."""
     parts = urllib.parse.urlsplit(build_url)
@@ -128,7 +119,7 @@ def check_build_url(build_url: str, *, insecure_http: bool = False) -> None:
             f"--jenkins {shown(build_url)!r} is not a Jenkins build URL",
             tip="e.g. https://jenkins.example/job/deploy/42/",
         )
-    if parts.scheme == "http" and not (insecure_http or _is_loopback(parts.hostname)):
+    if parts.scheme == "http" and not (insecure_http or is_loopback(parts.hostname)):
         raise UsageError(
             "--jenkins over plain http:// would send your API token unencrypted",
             tip="use the https:// URL, or pass --insecure-http if you must",

@@ -30,6 +30,8 @@ import jwt
 
 from xtok.approval.request import RequestCode
 from xtok.errors import AccessDenied, ConfigError, NetworkError
+from xtok.loopback import is_loopback
+from xtok.regular_file import read_regular, replace_regular
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 GITLAB_ISSUER = "https://gitlab.com"
@@ -101,7 +103,7 @@ class Trust:
         """
         path = path or default_config_path()
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_regular(path, what="approver config").decode())
         except FileNotFoundError:
             return cls()
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -274,8 +276,7 @@ def _signing_key(issuer: str, token: str) -> Any:
 def _check_url(url: str, issuer: str) -> None:
     """HTTPS only, except on loopback (test stand-ins and local issuers)."""
     parts = urllib.parse.urlsplit(url)
-    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise ProofRefused(f"issuer {_show(issuer)} is not served over HTTPS: refused")
 
 
@@ -334,7 +335,7 @@ class FileSeen:
 
     def claim(self, token_hash: str, digest: str, expires: int) -> bool:
         try:
-            entries = json.loads(self.path.read_text())
+            entries = json.loads(read_regular(self.path, what="OIDC proof memory", follow=False))
         except (OSError, ValueError):
             entries = {}
         now = int(time.time())
@@ -343,12 +344,7 @@ class FileSeen:
         if previous is not None:
             return bool(previous[0] == digest)
         entries[token_hash] = [digest, expires]
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f)
-        os.replace(tmp, self.path)
+        replace_regular(self.path, json.dumps(entries).encode(), what="OIDC proof memory")
         return True
 
 

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from xtok.approval.request import RequestCode
 from xtok.errors import ConfigError, TokenError, UsageError
+from xtok.regular_file import NotRegularFile, open_regular, read_regular
 from xtok.tokens import armor
 
 KIND = "xtokt"
@@ -130,7 +131,12 @@ def claim(ticket: Ticket, state_dir: Path) -> Iterator[tuple[RequestCode, bytes]
     path = directory / f"{ticket.request_id}.json"
     claimed = directory / f"{ticket.request_id}.{os.getpid()}.claimed"
     try:
-        path.rename(claimed)
+        # Opened before the rename, so it is the record's content that is read even if
+        # something else is swapped in meanwhile; the rename still picks the one claimant.
+        fd = open_regular(path, what="request state", follow=False, tip=_TIP_NEW)
+        with os.fdopen(fd, "rb") as f:
+            path.rename(claimed)
+            record = f.read()
     except FileNotFoundError:
         raise TokenError(
             f"no pending request {ticket.request_id} in {directory}: it was already answered "
@@ -138,7 +144,7 @@ def claim(ticket: Ticket, state_dir: Path) -> Iterator[tuple[RequestCode, bytes]
             tip=_TIP_NEW,
         ) from None
     try:
-        yield _unlock(claimed, ticket)
+        yield _unlock(claimed, record, ticket)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):  # a damaged record is gone for good
             claimed.rename(path)
@@ -151,9 +157,9 @@ def discard(ticket: Ticket, state_dir: Path) -> None:
     (state_dir / f"{ticket.request_id}.json").unlink(missing_ok=True)
 
 
-def _unlock(path: Path, ticket: Ticket) -> tuple[RequestCode, bytes]:
+def _unlock(path: Path, data: bytes, ticket: Ticket) -> tuple[RequestCode, bytes]:
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(data)
         request = RequestCode.parse(record["request"])
         nonce, sealed_key = armor.b64d(record["nonce"]), armor.b64d(record["key"])
     except (ValueError, KeyError, TypeError, RecursionError, binascii.Error, TokenError):
@@ -175,19 +181,21 @@ def purge(directory: Path) -> None:
     """Remove records past their wait, and leftovers of runs that died mid-way."""
     now = time.time()
     for entry in directory.iterdir():
-        with contextlib.suppress(OSError, ValueError, TypeError, KeyError, RecursionError):
+        # Anything else a process of the user put there (a FIFO, a link) is left alone.
+        with contextlib.suppress(
+            OSError, ValueError, TypeError, KeyError, RecursionError, NotRegularFile
+        ):
             if _stale(entry, now):
                 entry.unlink()
 
 
 def _stale(entry: Path, now: float) -> bool:
-    info = entry.lstat()
-    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read, a link leads elsewhere
-        return False
     if entry.name.endswith(".partial"):
-        return info.st_mtime < now - 3600
+        info = entry.lstat()
+        return stat.S_ISREG(info.st_mode) and info.st_mtime < now - 3600
     if entry.name.endswith((".json", ".claimed")):
-        return bool(json.loads(entry.read_text())["expires"] < now)
+        record = read_regular(entry, what="request state", follow=False)
+        return bool(json.loads(record)["expires"] < now)
     return False
 
 

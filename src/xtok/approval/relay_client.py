@@ -23,6 +23,7 @@ from xtok.errors import (
     NotFound,
     UsageError,
 )
+from xtok.loopback import is_loopback
 
 URL_ENV = "XTOK_RELAY_URL"
 KEY_ENV = "XTOK_RELAY_KEY"
@@ -49,8 +50,7 @@ def check_url(url: str | None) -> str:
     if not url:
         raise UsageError("no relay given", tip=_TIP_URL)
     parts = urllib.parse.urlsplit(url)
-    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise UsageError(f"relay URL {url!a} is not https://", tip=_TIP_URL)
     return url.rstrip("/")
 

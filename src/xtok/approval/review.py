@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from xtok.approval.request import RequestCode
 from xtok.display import is_unsafe
 from xtok.duration import format_duration
+from xtok.regular_file import read_regular, replace_regular
 
 if TYPE_CHECKING:
     from xtok.aws.mint import MintRequest
@@ -100,7 +101,7 @@ class History:
 
     def _load(self) -> list[dict[str, Any]]:
         try:
-            entries = json.loads(self.path.read_text())
+            entries = json.loads(read_regular(self.path, what="approval history", follow=False))
         except (OSError, ValueError):
             return []
         return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
@@ -134,12 +135,7 @@ class History:
                 "time": int(time.time()),
             }
         )
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f)
-        os.replace(tmp, self.path)
+        replace_regular(self.path, json.dumps(entries).encode(), what="approval history")
 
 
 def differences(request: RequestCode, role: str, proven: bool, last: Approved | None) -> list[str]:

@@ -20,6 +20,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from xtok.regular_file import NotRegularFile, read_regular
+
 SERVICE = "secretsmanager"
 # botocore's check of a client's region (a valid host label, not all digits).
 REGION = re.compile(r"^(?![0-9]+$)(?!-)[a-zA-Z0-9-]{,63}(?<!-)$")
@@ -146,11 +148,13 @@ def _search_paths() -> list[Path]:
 def _load(name: str) -> dict[str, Any]:
     for root in _search_paths():
         for path in (root / f"{name}.json", root / f"{name}.json.gz"):
-            if path.is_file():
-                raw = path.read_bytes()
-                data = json.loads(zlib.decompress(raw, wbits=31) if path.suffix == ".gz" else raw)
-                if isinstance(data, dict):
-                    return data
+            try:
+                raw = read_regular(path, what="botocore data file")
+            except (OSError, NotRegularFile):  # missing, or not a file: botocore skips it too
+                continue
+            data = json.loads(zlib.decompress(raw, wbits=31) if path.suffix == ".gz" else raw)
+            if isinstance(data, dict):
+                return data
     raise _Unsupported(f"no {name} data")
 
 

@@ -210,8 +210,19 @@ tls_options = with_options(
 
 
 def check_tls(cert: Path | None, key: Path | None) -> None:
+    import os
+
+    from xtok.regular_file import open_regular
+
     if (cert is None) != (key is None):
         raise UsageError("--tls-cert and --tls-key go together")
+    for path, what in ((cert, "TLS certificate"), (key, "TLS key")):
+        if path is None:
+            continue
+        try:  # ssl reads them by name later: a FIFO there would block the server's start
+            os.close(open_regular(path, what=what))
+        except OSError as exc:
+            raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 unsafe_no_mfa = click.option(

@@ -122,9 +122,10 @@ def relay_cmd(
     """
     from xtok.approval import oidc
     from xtok.duration import parse_duration
+    from xtok.loopback import is_loopback
     from xtok.relay import notify
     from xtok.relay.app import RelayConfig, create
-    from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve_app
+    from xtok.server.bootstrap import bind, parse_listen, serve_app
 
     check_tls(tls_cert, tls_key)
     host, port = parse_listen(listen)
@@ -162,7 +163,13 @@ def relay_cmd(
 
 def _read_run_keys(path: Path) -> dict[str, str]:
     keys = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    from xtok.regular_file import read_regular
+
+    try:
+        text = read_regular(path, what="run keys file").decode()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the run keys file {path}: {type(exc).__name__}") from None
+    for number, line in enumerate(text.splitlines(), 1):
         words = line.split()
         if not words or words[0].startswith("#"):
             continue

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,7 +101,11 @@ def _job_summary(env: Mapping[str, str], line: str, rid: str, proven: str) -> No
     path = env.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
-    with open(path, "a", encoding="utf-8") as f:
+    from xtok.regular_file import open_regular
+
+    # GitHub's runner made it; another job's process could have put a FIFO in its place.
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    with os.fdopen(open_regular(path, flags, what="GITHUB_STEP_SUMMARY file"), "a") as f:
         f.write(f"### xtok: request `{rid}` waits for an approval\n\n{proven}\n\n")
         f.write(f"```\n{line}\n```\n")
 

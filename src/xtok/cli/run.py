@@ -233,9 +233,11 @@ def _read_token(stdin: bool, path: str | None, env: str | None) -> tuple[str, st
     if stdin:
         return read_stdin(), None
     if path is not None:
+        from xtok.regular_file import read_regular
+
+        tip = "pipe the token with --token-stdin instead"
         try:
-            with open(path, encoding="utf-8") as f:
-                return f.read(), None
+            return read_regular(path, what="token file", tip=tip).decode(), None
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read token file {path}: {exc}") from None
     var = env or TOKEN_ENV_DEFAULT

@@ -143,8 +143,9 @@ def server(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from xtok.server.bootstrap import bind, is_loopback, parse_listen, serve
-    from xtok.server.workers import until_sigterm
+    from xtok.loopback import is_loopback
+    from xtok.server.bootstrap import bind, parse_listen, serve
+    from xtok.server.workers import stop_signals_held
 
     check_tls(tls_cert, tls_key)
     if min_duration is not None and not dev:
@@ -173,7 +174,7 @@ def server(
     sock = bind(host, port)
     scheme = "https" if tls_cert else "http"
     note(f"serving {endpoint.db.path.parent} on {scheme}://{host}:{sock.getsockname()[1]}")
-    with until_sigterm():
+    with stop_signals_held():
         serve(
             endpoint,
             sock,
@@ -208,7 +209,7 @@ def _serve_dev(
         new_key,
         write_private,
     )
-    from xtok.server.workers import until_sigterm
+    from xtok.server.workers import stop_signals_held
 
     keep_key = key_file is not None or bool(os.environ.get(MASTER_KEY_ENV))
     if data is not None and not keep_key:
@@ -221,7 +222,7 @@ def _serve_dev(
         key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_private(key_file, encode_key(new_key()) + "\n")
     # SIGTERM ends the server like Ctrl-C, so the `finally` below removes the throw-away data.
-    with until_sigterm():
+    with stop_signals_held():
         directory = data or Path(tempfile.mkdtemp(prefix="xtok-dev-"))
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)

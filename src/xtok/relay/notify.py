@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import queue
 import stat
 import sys
@@ -32,12 +33,13 @@ from xtok.approval.request import RequestCode
 from xtok.approval.review import secret_labels
 from xtok.duration import format_duration
 from xtok.errors import ConfigError
+from xtok.loopback import is_loopback
+from xtok.regular_file import open_regular
 
 SIGNATURE_HEADER = "X-Xtok-Signature"
 TIMESTAMP_HEADER = "X-Xtok-Timestamp"
 DELIVERY_HEADER = "X-Xtok-Delivery"
 _TIP = "see `xtok relay --help` (--webhooks) and the README's Notifications section"
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,12 @@ def load(path: Path) -> NotifyConfig:
     secret = "…"                # HMAC-SHA256 key, at least 16 characters
     """
     try:
-        info = path.stat()
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with os.fdopen(open_regular(path, what="webhooks file"), "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            data = tomllib.loads(f.read().decode())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read the webhooks file {path}: {type(exc).__name__}") from None
-    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"the webhooks file {path} is readable by others: it holds webhook keys",
             tip=f"chmod 600 {path}",
@@ -106,7 +109,7 @@ def _webhook(item: Any, where: str) -> Webhook:
         raise ConfigError(f"{where}: kind must be slack or json", tip=_TIP)
     url = item.get("url")
     parts = urllib.parse.urlsplit(url if isinstance(url, str) else "")
-    if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)):
+    if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))):
         raise ConfigError(f"{where}: url must be https:// (plain http on loopback only)", tip=_TIP)
     secret = item.get("secret")
     if item["kind"] == "json" and not (isinstance(secret, str) and len(secret) >= 16):

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from xtok.server.db import make_private
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY, code TEXT NOT NULL, proof TEXT, digest TEXT NOT NULL,
@@ -39,6 +41,7 @@ class Store:
     def __init__(self, path: Path | str, keep: int = 3600) -> None:
         self.keep = keep
         self._lock = threading.Lock()
+        make_private(Path(path))
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")

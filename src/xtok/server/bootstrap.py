@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import socket
@@ -64,15 +63,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise UsageError(f"--listen {text!r} is not HOST:PORT", tip="e.g. 127.0.0.1:4566")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -148,6 +138,7 @@ def serve_app(
     import uvicorn
 
     from xtok.server.transport import with_read_timeout
+    from xtok.server.workers import Server
 
     config = uvicorn.Config(
         app,
@@ -167,7 +158,7 @@ def serve_app(
     )
     sys.stdout.flush()
     sys.stderr.flush()
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
 
 
 def clean_environment() -> dict[str, str]:

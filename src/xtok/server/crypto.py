@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from xtok.errors import ConfigError
+from xtok.regular_file import open_regular
 
 KEY_BYTES = 32
 _NONCE = 12
@@ -66,8 +67,10 @@ def load_master_key(path: Path | None) -> bytes:
     """From --master-key-file, else $XTOK_SERVER_MASTER_KEY."""
     if path is not None:
         try:
-            mode = path.stat().st_mode & 0o077
-            text = path.read_text()
+            tip = "pass the key file `xtok server init` created"
+            with os.fdopen(open_regular(path, what="master key file", tip=tip), "rb") as f:
+                mode = os.fstat(f.fileno()).st_mode & 0o077
+                text = f.read().decode(errors="replace")  # not base64: refused below
         except OSError as exc:
             raise ConfigError(
                 f"cannot read master key file {path}: {exc.strerror}",

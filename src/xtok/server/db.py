@@ -7,6 +7,7 @@ is kept 0700 and the database files 0600.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xtok.errors import ConfigError
+from xtok.regular_file import open_regular
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -81,10 +83,11 @@ CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
 """
 
 
-def _make_private(path: Path) -> None:
+def make_private(path: Path) -> None:
     """Tighten the data directory to 0700 (refusing one another user owns) and create the
     database 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database
-    file's mode, whatever the umask."""
+    file's mode, whatever the umask. Refuses a FIFO or link in the place of any of its files
+    (SQLite would block reading a FIFO)."""
     directory = path.parent
     try:
         info = directory.stat()
@@ -95,15 +98,16 @@ def _make_private(path: Path) -> None:
             )
         if stat.S_IMODE(info.st_mode) != 0o700:
             directory.chmod(0o700)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
-        for suffix in ("-wal", "-shm", ".lock"):
-            companion = path.with_name(path.name + suffix)
-            if companion.exists():
-                companion.chmod(0o600)
+        for suffix in ("", "-wal", "-shm", "-journal", ".lock"):
+            flags = os.O_RDWR | (os.O_CREAT if suffix == "" else 0)
+            with contextlib.suppress(FileNotFoundError):
+                fd = open_regular(
+                    path.with_name(path.name + suffix), flags, what="data file", follow=False
+                )
+                try:
+                    os.fchmod(fd, 0o600)
+                finally:
+                    os.close(fd)
     except OSError as exc:
         raise ConfigError(
             f"cannot make the data directory {directory} private: {exc.strerror}",
@@ -113,15 +117,18 @@ def _make_private(path: Path) -> None:
 
 class Database:
     def __init__(self, path: Path) -> None:
-        _make_private(path)
+        make_private(path)
         self.path = path
         self._local = threading.local()
         # Writers queue here rather than in SQLite's busy handler, whose sleep-and-retry
         # backoff makes tail latency under concurrency far worse than a lock hand-over: the
         # thread lock for this process's threads, an flock for other processes (workers).
         self._write_lock = threading.Lock()
-        self._lock_fd = os.open(
-            path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
+        self._lock_fd = open_regular(
+            path.with_name(path.name + ".lock"),
+            os.O_RDWR | os.O_CREAT,
+            what="data file",
+            follow=False,
         )
         self._conn().executescript(SCHEMA)  # runs in its own transaction
         self._upgrade()
