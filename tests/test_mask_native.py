@@ -68,6 +68,8 @@ def scenario(draw: st.DrawFn) -> tuple[list[bytes], bytes, list[int]]:
     if draw(st.booleans()):  # self-overlapping: a short period repeated
         period = draw(word(alphabet, 1, 3))
         secrets.append(period * draw(st.integers(4 // len(period) + 1, 30)))
+    if draw(st.booleans()):  # long enough for its base64 to wrap at 64 columns
+        secrets.append(draw(word(alphabet, 48, 160)))
     if draw(st.integers(0, 9)) == 0:  # long, up to Secrets Manager's 64 KiB
         rnd = random.Random(draw(st.integers(0, 2**32)))
         secrets.append(bytes(rnd.choices(alphabet, k=draw(st.integers(100, 65_536)))))
@@ -82,11 +84,11 @@ def scenario(draw: st.DrawFn) -> tuple[list[bytes], bytes, list[int]]:
             parts.append(pattern[: draw(st.integers(1, max(1, len(pattern) - 1)))])
         elif form in ("wrapped", "b64"):  # base64 of a secret, wrapped at 64 or 76 with LF/CRLF
             secret = draw(st.sampled_from(secrets))
-            lead = draw(st.integers(0, 2))
-            encoded = base64.b64encode(bytes(lead) + secret)
-            if form == "wrapped":
+            encoded = base64.b64encode(bytes(draw(st.integers(0, 2))) + secret)
+            if form == "wrapped":  # after other base64 on its line: the wraps fall anywhere
+                lead = B64[: draw(st.integers(0, 63))] * 2
                 width = draw(st.sampled_from([64, 76]))
-                encoded = wrap(encoded, width, draw(st.sampled_from([b"\n", b"\r\n"])))
+                encoded = wrap(lead + encoded, width, draw(st.sampled_from([b"\n", b"\r\n"])))
             parts.append(encoded)
         else:
             parts.append(pattern)
