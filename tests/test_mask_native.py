@@ -10,6 +10,7 @@ instead of killing the suite.
 from __future__ import annotations
 
 import base64
+import copy
 import mmap
 import random
 import subprocess
@@ -324,6 +325,8 @@ def test_misuse_raises() -> None:
         blank.scan(b"abcd")
     with pytest.raises(RuntimeError):
         blank.hits(b"abcd")
+    with pytest.raises(TypeError):
+        copy.copy(keys)  # nothing to copy it from
     failed = _hsmask.Keys.__new__(_hsmask.Keys)
     with pytest.raises(TypeError):
         failed.__init__([b"abcd"], [4], [("x",)], [()])

@@ -69,6 +69,7 @@ typedef struct {
 } Ctx;
 
 static int grow(void **arr, Py_ssize_t *cap, size_t item) {
+    if (*cap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)item) return -1; /* cap2 * item must not wrap */
     Py_ssize_t cap2 = *cap ? *cap * 2 : 1024;
     void *p = PyMem_Realloc(*arr, (size_t)cap2 * item);
     if (!p) return -1;
@@ -387,7 +388,7 @@ static void Keys_dealloc(Keys *self) {
 }
 
 static PyObject *Keys_checked(Keys *self, PyObject *arg, PyObject *(*fn)(Keys *, PyObject *)) {
-    if (!self->db) {
+    if (!self->scratch) { /* never initialised, or its __init__ failed */
         PyErr_SetString(PyExc_RuntimeError, "Keys is not initialised");
         return NULL;
     }
@@ -439,6 +440,10 @@ static PyObject *emit(PyObject *module, PyObject *args) {
         goto done;
     }
     Py_ssize_t n = runs.len / (Py_ssize_t)sizeof(Span);
+    if (n >= (PY_SSIZE_T_MAX - cut) / 2) { /* only where Py_ssize_t is 32 bits */
+        PyErr_NoMemory();
+        goto done;
+    }
     /* Each run of at least one byte becomes 3: at most 2 more bytes per run, and the first. */
     PyObject *out = PyBytes_FromStringAndSize(NULL, cut + 2 * (n + 1));
     if (!out) goto done;
