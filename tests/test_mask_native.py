@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from test_mask import reference, wrap
 
 from xtok.run.mask import Masker, Patterns, _Literals, _masked
-from xtok.run.matcher import AhoCorasickMatcher, NativeMatcher, PythonMatcher
+from xtok.run.matcher import AhoCorasickMatcher, NativeMatcher, PythonMatcher, best
 from xtok.run.unwrap import B64, Wrappable
 from xtok.run.variants import patterns_for
 
@@ -118,10 +118,13 @@ def test_the_c_path_masks_as_the_python_path_and_the_reference(
 ) -> None:
     """Chunk by chunk the C path writes what the Python path writes, and in all what the
     reference masks in the unchunked stream."""
+    assert best([b"abcd"]).name == "hyperscan-c"
     patterns, stream, sizes = case
     native = feed_all(Masker(Patterns(patterns, NativeMatcher)), stream, sizes)
     python = feed_all(Masker(Patterns(patterns, PythonMatcher)), stream, sizes)
     assert native == python
+    # As `xtok run` builds it: C for the stream, Aho-Corasick around anchors and tails.
+    assert feed_all(Masker(Patterns(patterns)), stream, sizes) == python
     if len(stream) * len(patterns) < 2_000_000:  # the reference is quadratic
         assert b"".join(native) == reference(stream, patterns)
 
