@@ -78,12 +78,11 @@ class _Literals:
         self._probe = aux(sorted(probes)) if probes else None  # scans a few dozen bytes
 
     def scan(self, buf: bytes) -> tuple[list[Span], list[int], int]:
-        """(occurrences, starts of anchors to look around, start of the longest undecided tail)."""
-        if self.native is not None:
-            runs, anchors, undecided = self.native.runs(buf)
-            spans = _unpack(runs)
-        else:
-            spans, anchors, undecided = self._scan(buf)
+        """(occurrences, starts of anchors to look around, start of the longest undecided tail).
+
+        Each occurrence on its own, never the C scan's merged runs: in an unwrapped view, two
+        occurrences touching across a wrap map back to two runs with the wrap between them."""
+        spans, anchors, undecided = self._scan(buf)
         return spans, anchors, self.cut(buf, undecided)
 
     def cut(self, buf: bytes, undecided: int) -> int:
