@@ -86,10 +86,14 @@ def scenario(draw: st.DrawFn) -> tuple[list[bytes], bytes, list[int]]:
         elif form in ("wrapped", "b64"):  # base64 of a secret, wrapped at 64 or 76 with LF/CRLF
             secret = draw(st.sampled_from(secrets))
             encoded = base64.b64encode(bytes(draw(st.integers(0, 2))) + secret)
-            if form == "wrapped":  # after other base64 on its line: the wraps fall anywhere
-                lead = B64[: draw(st.integers(0, 63))] * 2
+            if form == "wrapped":
                 width = draw(st.sampled_from([64, 76]))
-                encoded = wrap(lead + encoded, width, draw(st.sampled_from([b"\n", b"\r\n"])))
+                # After other base64 on its line, so the wraps fall anywhere, or so the first of
+                # back-to-back copies ends at a wrap (they touch only once it is removed).
+                lead = (B64 * 2)[: draw(st.sampled_from([len(B64), -len(encoded) % width]))]
+                lead = lead[: draw(st.integers(0, len(lead)))] if draw(st.booleans()) else lead
+                copies = encoded * draw(st.integers(1, 3))
+                encoded = wrap(lead + copies, width, draw(st.sampled_from([b"\n", b"\r\n"])))
             parts.append(encoded)
         else:
             parts.append(pattern)
