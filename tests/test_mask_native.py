@@ -115,7 +115,7 @@ def feed_all(masker: Masker, stream: bytes, sizes: list[int]) -> list[bytes]:
     return out
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=scenario())
 def test_the_c_path_masks_as_the_python_path_and_the_reference(
     case: tuple[list[bytes], bytes, list[int]],
