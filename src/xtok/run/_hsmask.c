@@ -49,6 +49,10 @@ typedef struct {
     Py_ssize_t cap;
     Py_ssize_t *anchors;
     Py_ssize_t acap;
+    /* A scan is under way. Python code can run inside one (a finalizer, when Python 3.11
+       collects garbage as the result is built, or a thread it hands the GIL to): a nested scan
+       of the same Keys would reallocate the buffers above under it. */
+    int busy;
 } Keys;
 
 typedef struct {
@@ -65,6 +69,7 @@ typedef struct {
 } Ctx;
 
 static int grow(void **arr, Py_ssize_t *cap, size_t item) {
+    if (*cap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)item) return -1; /* cap2 * item must not wrap */
     Py_ssize_t cap2 = *cap ? *cap * 2 : 1024;
     void *p = PyMem_Realloc(*arr, (size_t)cap2 * item);
     if (!p) return -1;
@@ -205,19 +210,28 @@ static PyObject *Keys_hits(Keys *self, PyObject *arg) {
     return hits;
 }
 
-/* Fills `out` with the (pointer, length) of each bytes in the tuple `seq` (of (bytes, offset)
-   pairs, `with_offset`). Tuples only: the pointers must outlive any change a caller could make. */
+/* Fills `out` with the (pointer, length) of each bytes in the tuple `seq`. The pointers stay
+   valid as long as `seq` does: a tuple of bytes (and of tuples of bytes) cannot change. */
 static int literals(PyObject *seq, Lit *out, Py_ssize_t *count, int with_offset) {
-    if (!PyTuple_Check(seq)) {
-        PyErr_SetString(PyExc_TypeError, "each key's patterns must be a tuple");
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyTuple_GET_ITEM(seq, i), *pattern = item;
         Py_ssize_t off = 0;
-        if (with_offset && !PyArg_ParseTuple(item, "On", &pattern, &off)) return -1;
-        if (!PyBytes_Check(pattern) || off < 0) {
-            PyErr_SetString(PyExc_TypeError, "patterns must be bytes (with offsets >= 0)");
+        if (with_offset) {
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+                PyErr_SetString(PyExc_TypeError, "owners must be (pattern, offset) tuples");
+                return -1;
+            }
+            pattern = PyTuple_GET_ITEM(item, 0);
+            off = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 1));
+            if (off == -1 && PyErr_Occurred()) return -1;
+            if (off < 0) { /* start - off must not overflow, nor reach past the buffer */
+                PyErr_SetString(PyExc_ValueError, "an anchor's offset must not be negative");
+                return -1;
+            }
+        }
+        if (!PyBytes_Check(pattern)) {
+            PyErr_SetString(PyExc_TypeError, "patterns must be bytes");
             return -1;
         }
         if (out) {
@@ -226,6 +240,19 @@ static int literals(PyObject *seq, Lit *out, Py_ssize_t *count, int with_offset)
             out[*count].off = off;
         }
         (*count)++;
+    }
+    return 0;
+}
+
+/* Replaces each sequence in `table` (a new tuple, not shared yet) with a tuple of its items,
+   read once: Keys points into the patterns, so they must outlive it unchanged whatever the
+   caller does with its lists (or an iterable that yields something else when read again). */
+static int freeze(PyObject *table) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(table); i++) {
+        PyObject *old = PyTuple_GET_ITEM(table, i), *inner = PySequence_Tuple(old);
+        if (!inner) return -1;
+        PyTuple_SET_ITEM(table, i, inner);
+        Py_DECREF(old);
     }
     return 0;
 }
@@ -246,15 +273,17 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "Keys is initialised once");
         return -1;
     }
-    PyObject *k = PyList_AsTuple(keys), *l = PyList_AsTuple(longer), *o = PyList_AsTuple(owners);
-    if (k && l && o) self->refs = PyTuple_Pack(3, k, l, o);
-    Py_XDECREF(k);
-    Py_XDECREF(l);
-    Py_XDECREF(o);
+    /* From here it reads only its own snapshots of the tables: Python code may run (an
+       iterable's __iter__, a finalizer) and change the caller's lists, or call __init__ again,
+       which finds `refs` claimed. PyList_AsTuple runs none: the sizes checked above hold. */
+    self->refs = Py_BuildValue("(NNNN)", PyList_AsTuple(keys), PyList_AsTuple(exact),
+                               PyList_AsTuple(longer), PyList_AsTuple(owners));
     if (!self->refs) return -1;
     keys = PyTuple_GET_ITEM(self->refs, 0);
-    longer = PyTuple_GET_ITEM(self->refs, 1);
-    owners = PyTuple_GET_ITEM(self->refs, 2);
+    exact = PyTuple_GET_ITEM(self->refs, 1);
+    longer = PyTuple_GET_ITEM(self->refs, 2);
+    owners = PyTuple_GET_ITEM(self->refs, 3);
+    if (freeze(longer) < 0 || freeze(owners) < 0) return -1;
     self->nkeys = n;
     self->size = PyMem_Calloc(n, sizeof(Py_ssize_t));
     self->exact = PyMem_Calloc(n, sizeof(Py_ssize_t));
@@ -282,10 +311,10 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
         lens[i] = (size_t)PyBytes_GET_SIZE(key);
         ids[i] = (unsigned int)i;
         self->size[i] = PyBytes_GET_SIZE(key);
-        self->exact[i] = PyLong_AsSsize_t(PyList_GET_ITEM(exact, i));
+        self->exact[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(exact, i));
         if (self->exact[i] == -1 && PyErr_Occurred()) goto done;
-        if (self->exact[i] != 0 && self->exact[i] != self->size[i]) {
-            PyErr_SetString(PyExc_ValueError, "a key's exact length is 0 or its own length");
+        if (self->exact[i] < 0 || self->exact[i] > self->size[i]) {
+            PyErr_SetString(PyExc_ValueError, "an exact length is 0 or at most its key's");
             goto done;
         }
         self->lfirst[i] = nl;
@@ -345,11 +374,18 @@ static void Keys_dealloc(Keys *self) {
 }
 
 static PyObject *Keys_checked(Keys *self, PyObject *arg, PyObject *(*fn)(Keys *, PyObject *)) {
-    if (!self->db) {
+    if (!self->scratch) { /* never initialised, or its __init__ failed */
         PyErr_SetString(PyExc_RuntimeError, "Keys is not initialised");
         return NULL;
     }
-    return fn(self, arg);
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Keys is in use by another scan");
+        return NULL;
+    }
+    self->busy = 1;
+    PyObject *result = fn(self, arg);
+    self->busy = 0;
+    return result;
 }
 
 static PyObject *Keys_scan_method(PyObject *self, PyObject *arg) {
@@ -389,29 +425,35 @@ static PyObject *emit(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "bad cut or spans");
         goto done;
     }
-    const Span *sp = spans.buf;
     Py_ssize_t n = spans.len / (Py_ssize_t)sizeof(Span);
+    if (n >= (PY_SSIZE_T_MAX - cut) / 2) { /* only where Py_ssize_t is 32 bits */
+        PyErr_NoMemory();
+        goto done;
+    }
     /* Each mark stands for at least one byte of buf[:cut]: at most 2 more bytes per span. */
     PyObject *out = PyBytes_FromStringAndSize(NULL, cut + 2 * (n + 1));
     if (!out) goto done;
     char *o = PyBytes_AS_STRING(out), *w = o;
     const char *b = buf.buf;
     long long pos = 0, reach = in_mark ? 0 : -1;
-    for (Py_ssize_t i = 0; i < n && sp[i].s < cut; i++) {
-        if (sp[i].s < 0 || sp[i].e > buf.len || sp[i].s >= sp[i].e) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Span r; /* copied: a buffer view need not be aligned for Span */
+        memcpy(&r, (const char *)spans.buf + i * (Py_ssize_t)sizeof(Span), sizeof(Span));
+        if (r.s >= cut) break;
+        if (r.s < 0 || r.e > buf.len || r.s >= r.e) {
             Py_DECREF(out);
             PyErr_SetString(PyExc_ValueError, "bad span");
             goto done;
         }
-        if (sp[i].s > reach) {
-            if (sp[i].s > pos) {
-                memcpy(w, b + pos, (size_t)(sp[i].s - pos));
-                w += sp[i].s - pos;
+        if (r.s > reach) {
+            if (r.s > pos) {
+                memcpy(w, b + pos, (size_t)(r.s - pos));
+                w += r.s - pos;
             }
             memcpy(w, MARK, 3);
             w += 3;
         }
-        if (sp[i].e > reach) pos = reach = sp[i].e;
+        if (r.e > reach) pos = reach = r.e;
     }
     if (pos < cut) {
         memcpy(w, b + pos, (size_t)(cut - pos));
