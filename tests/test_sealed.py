@@ -93,9 +93,17 @@ def approve(xtok: Callable[..., Result], code: str) -> str:
     return sealed
 
 
-def run_sealed(xtok: Callable[..., Result], sealed: str, ticket: str | None, *cmd: str) -> Result:
+def run_sealed(
+    xtok: Callable[..., Result],
+    sealed: str,
+    ticket: str | None,
+    *cmd: str,
+    state: Path | None = None,
+) -> Result:
     tickets = {} if ticket is None else {"XTOK_TICKET": ticket}
-    return xtok("run", "--sealed", "--", *(cmd or ("echo", "ran")), XTOK_TOKEN=sealed, **tickets)
+    where = () if state is None else ("--state-dir", str(state))
+    command = cmd or ("echo", "ran")
+    return xtok("run", "--sealed", *where, "--", *command, XTOK_TOKEN=sealed, **tickets)
 
 
 def test_request_approve_run_once(
@@ -196,17 +204,8 @@ def test_expired_sealed_token_is_refused(
     state = tmp_path / "s"
     ref = parse_ref(f"DB=sealed-{unique}/db")
     req, ticket = seal.new_request(RunIdentity(), (ref,), 900, None, state)
-    res = xtok(
-        "run",
-        "--sealed",
-        "--state-dir",
-        str(state),
-        "--",
-        "echo",
-        "ran",
-        XTOK_TOKEN=seal.seal(req, _creds(timedelta(seconds=-5))).encode(),
-        XTOK_TICKET=ticket.encode(),
-    )
+    sealed = seal.seal(req, _creds(timedelta(seconds=-5))).encode()
+    res = run_sealed(xtok, sealed, ticket.encode(), state=state)
     assert res.code == 202 and "token expired" in res.err and "ran" not in res.out
     assert not list(state.iterdir())  # the key is gone all the same
 
@@ -314,17 +313,7 @@ def test_a_planted_state_file_fails_the_run_at_once(
     record = state / f"{req.id}.json"
     what = _plant(kind, record)
     sealed = seal.seal(req, _creds(timedelta(minutes=10))).encode()
-    res = xtok(
-        "run",
-        "--sealed",
-        "--state-dir",
-        str(state),
-        "--",
-        "echo",
-        "ran",
-        XTOK_TOKEN=sealed,
-        XTOK_TICKET=ticket.encode(),
-    )
+    res = run_sealed(xtok, sealed, ticket.encode(), state=state)
     assert res.code == 208 and "ran" not in res.out, res.err
     assert f"request state {record} is {what}, not a regular file" in res.err
     assert "tip: start a new request" in res.err and len(res.err.splitlines()) == 2
