@@ -37,7 +37,9 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.NOT_FOUND: "secret, role or user not found",
     ExitCode.NETWORK: "endpoint unreachable or connection failed",
     ExitCode.AWS: "any other AWS error (e.g. PackedPolicyTooLarge, limits)",
-    ExitCode.CONFIG: "AWS configuration missing (credentials, region, profile)",
+    ExitCode.CONFIG: (
+        "configuration missing or unusable: AWS credentials or region, a key, state or config file"
+    ),
     ExitCode.COMMAND_FAILED_TO_START: "the command to run was not found or not executable",
     ExitCode.INTERRUPTED: "interrupted before the command started",
     ExitCode.AUDIT_BROKEN: "the audit log's hash chain is broken (xtok audit --verify)",
