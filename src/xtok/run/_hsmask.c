@@ -341,8 +341,10 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
     hs_compile_error_t *error = NULL;
     if (hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned int)n, HS_MODE_BLOCK, NULL,
                              &self->db, &error) != HS_SUCCESS) {
-        PyErr_Format(PyExc_RuntimeError, "Hyperscan compile failed: %s",
-                     error && error->message ? error->message : "?");
+        /* Only the pattern's index: the patterns are secrets, and Hyperscan's message may
+           quote what it could not compile. */
+        PyErr_Format(PyExc_RuntimeError, "Hyperscan could not compile masking pattern %d",
+                     error ? error->expression : -1);
         hs_free_compile_error(error);
         goto done;
     }
