@@ -348,3 +348,15 @@ def test_get_session_token_credentials_call_iam_only_with_mfa(peer: Peer, unique
         DurationSeconds=900, SerialNumber=serial, TokenCode=code_at(seed, now + STEP)
     )["Credentials"]
     assert peer.client("iam", dict(with_mfa)).get_user()["User"]["UserName"] == name
+
+
+def test_a_caller_cannot_be_changed() -> None:
+    """The key-holder cache hands one Caller to every request of its key: no request may change
+    what the next one sees."""
+    import dataclasses
+
+    from xtok.server.auth import Caller
+
+    caller = Caller(arn="arn:aws:iam::1:user/a", principal_arn="x", account="1", kind="user")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        caller.mfa = time.time()  # type: ignore[misc]

@@ -31,7 +31,7 @@ def iso_ms(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime(_ISO_MS)[:-3] + "Z"
 
 
-@dataclass
+@dataclass(frozen=True)  # the key-holder cache hands one Caller to every request of its key
 class Caller:
     arn: str  # the caller's own ARN: the IAM user, or the assumed-role session
     principal_arn: str  # the IAM user or role, with its path
