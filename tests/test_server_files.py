@@ -113,3 +113,20 @@ def test_a_data_directory_of_another_user_is_refused(home: Path) -> None:
     assert res.returncode == 208, res.stderr
     assert "belongs to another user" in res.stderr and "Traceback" not in res.stderr
     assert list(data.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660])
+def test_a_master_key_file_others_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+    """The master key file is read as the webhooks file is: refused, with the chmod to run,
+    while its group or others have any access to it."""
+    from xtok.errors import ConfigError
+    from xtok.server.crypto import encode_key, load_master_key, new_key
+
+    key = tmp_path / "master.key"
+    key.write_text(encode_key(new_key()) + "\n")
+    key.chmod(mode)
+    with pytest.raises(ConfigError, match="readable by others") as refused:
+        load_master_key(key)
+    assert refused.value.tip == f"chmod 600 {key}"
+    key.chmod(0o600)
+    assert len(load_master_key(key)) == 32

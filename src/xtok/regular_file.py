@@ -80,6 +80,18 @@ def read_regular(
         return f.read()
 
 
+def read_private(path: str | Path, *, what: str, tip: str | None = None) -> bytes:
+    """The content of the regular file at `path` (see `open_regular`), refused if its group or
+    others have any access to it: it holds keys."""
+    with os.fdopen(open_regular(path, what=what, tip=tip), "rb") as f:
+        if os.fstat(f.fileno()).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{what} {shown(path)} is readable by others: it holds keys",
+                tip=f"chmod 600 {shown(path)}",
+            )
+        return f.read()
+
+
 def replace_regular(path: Path, data: bytes, *, what: str) -> None:
     """Write `data` to `path` (0600, its directory made 0700 when missing) through a temporary
     file renamed over it: a reader sees the old content or the new one, never half."""

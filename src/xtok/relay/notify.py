@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import queue
-import stat
 import sys
 import threading
 import time
@@ -34,7 +32,7 @@ from xtok.approval.review import secret_labels
 from xtok.duration import format_duration
 from xtok.errors import ConfigError
 from xtok.loopback import is_loopback
-from xtok.regular_file import open_regular
+from xtok.regular_file import read_private
 
 SIGNATURE_HEADER = "X-Xtok-Signature"
 TIMESTAMP_HEADER = "X-Xtok-Timestamp"
@@ -76,16 +74,9 @@ def load(path: Path) -> NotifyConfig:
     secret = "…"                # HMAC-SHA256 key, at least 16 characters
     """
     try:
-        with os.fdopen(open_regular(path, what="webhooks file"), "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            data = tomllib.loads(f.read().decode())
+        data = tomllib.loads(read_private(path, what="webhooks file").decode())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read the webhooks file {path}: {type(exc).__name__}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"the webhooks file {path} is readable by others: it holds webhook keys",
-            tip=f"chmod 600 {path}",
-        )
     hooks = []
     for n, item in enumerate(data.get("webhook", ()), 1):
         hooks.append(_webhook(item, f"{path}: webhook {n}"))

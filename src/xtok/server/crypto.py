@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from xtok.errors import ConfigError
-from xtok.regular_file import open_regular
+from xtok.regular_file import read_private
 
 KEY_BYTES = 32
 _NONCE = 12
@@ -68,19 +68,13 @@ def load_master_key(path: Path | None) -> bytes:
     if path is not None:
         try:
             tip = "pass the key file `xtok server init` created"
-            with os.fdopen(open_regular(path, what="master key file", tip=tip), "rb") as f:
-                mode = os.fstat(f.fileno()).st_mode & 0o077
-                text = f.read().decode(errors="replace")  # not base64: refused below
+            raw = read_private(path, what="master key file", tip=tip)
         except OSError as exc:
             raise ConfigError(
                 f"cannot read master key file {path}: {exc.strerror}",
                 tip="create it with `xtok server init`",
             ) from None
-        if mode:
-            raise ConfigError(
-                f"master key file {path} is readable by others", tip=f"chmod 600 {path}"
-            )
-        return decode_key(text, str(path))
+        return decode_key(raw.decode(errors="replace"), str(path))  # not base64: refused there
     env = os.environ.get(MASTER_KEY_ENV)
     if env:
         return decode_key(env, MASTER_KEY_ENV)
