@@ -273,15 +273,6 @@ state_dir_option = click.option(
     show_envvar=True,
     help="Private (0700) directory of the request's one-time key (default: /dev/shm/xtok-UID).",
 )
-duration_option = click.option(
-    "--duration",
-    metavar="DURATION",
-    default="15m",
-    show_default=True,
-    envvar="XTOK_DURATION",
-    show_envvar=True,
-    help="Lifetime: 15m, 1h, 900 (seconds).",
-)
 mfa_options = with_options(
     [
         click.option(
@@ -293,6 +284,18 @@ mfa_options = with_options(
         click.option("--mfa-code", help="Current MFA code (prompted for when needed)."),
     ]
 )
+
+
+def duration_option(help_text: str = "Lifetime: 15m, 1h, 900 (seconds).") -> Callable[[F], F]:
+    return click.option(
+        "--duration",
+        metavar="DURATION",
+        default="15m",
+        show_default=True,
+        envvar="XTOK_DURATION",
+        show_envvar=True,
+        help=help_text,
+    )
 
 
 def role_option(help_text: str) -> Callable[[F], F]:

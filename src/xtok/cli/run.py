@@ -14,8 +14,10 @@ from xtok.cli.app import (
     TOKEN_ENV_DEFAULT,
     aws_options,
     cli,
+    duration_option,
     parse_refs,
     read_stdin,
+    role_option,
     secret_spec_options,
     state_dir_option,
     stdin_is_tty,
@@ -81,23 +83,8 @@ def _exit_code_table() -> str:
     help="Request through this relay, wait for the approval and run, all in this process "
     "(the one-time key never touches disk).",
 )
-@click.option(
-    "--duration",
-    metavar="DURATION",
-    default="15m",
-    show_default=True,
-    envvar="XTOK_DURATION",
-    show_envvar=True,
-    help="With --relay: the lifetime to request.",
-)
-@click.option(
-    "--role",
-    "role_arn",
-    metavar="ARN",
-    envvar="XTOK_ROLE",
-    show_envvar=True,
-    help="With --relay: the role the approver should assume.",
-)
+@duration_option("With --relay: the lifetime to request.")
+@role_option("With --relay: the role the approver should assume.")
 @click.option(
     "--min-ttl",
     metavar="DURATION",

@@ -44,7 +44,7 @@ from xtok.tokens.armor import compact
 @role_option("AssumeRole this role (recommended); without it: GetSessionToken.")
 @secrets_option
 @prefix_option
-@duration_option
+@duration_option()
 @mfa_options
 @click.option(
     "--for",
@@ -214,7 +214,7 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
 
 @cli.command("request", short_help="Ask for a sealed token (pipeline side).")
 @secret_spec_options
-@duration_option
+@duration_option()
 @role_option("The role the approver should assume (they may name another).")
 @state_dir_option
 @click.option(
