@@ -298,6 +298,18 @@ def duration_option(help_text: str = "Lifetime: 15m, 1h, 900 (seconds).") -> Cal
     )
 
 
+def relay_option(help_text: str) -> Callable[[F], F]:
+    """--relay, defaulting to $XTOK_RELAY_URL."""
+    return click.option(
+        "--relay",
+        "relay_url",
+        metavar="URL",
+        envvar="XTOK_RELAY_URL",
+        show_envvar=True,
+        help=help_text,
+    )
+
+
 def role_option(help_text: str) -> Callable[[F], F]:
     return click.option(
         "--role", "role_arn", envvar="XTOK_ROLE", show_envvar=True, metavar="ARN", help=help_text

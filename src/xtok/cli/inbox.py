@@ -11,18 +11,11 @@ from typing import Any
 
 import click
 
-from xtok.cli.app import aws_options, cli, note
+from xtok.cli.app import aws_options, cli, note, relay_option
 
 
 @cli.command("inbox")
-@click.option(
-    "--relay",
-    "relay_url",
-    metavar="URL",
-    envvar="XTOK_RELAY_URL",
-    show_envvar=True,
-    help="The relay whose inbox to show.",
-)
+@relay_option("The relay whose inbox to show.")
 @click.option(
     "--no-browser",
     is_flag=True,

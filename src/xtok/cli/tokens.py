@@ -24,6 +24,7 @@ from xtok.cli.app import (
     prefix_option,
     print_json,
     read_stdin,
+    relay_option,
     role_option,
     secret_spec_options,
     secrets_option,
@@ -229,14 +230,7 @@ def _inspect_sealing(text: str, kind: str, as_json: bool) -> None:
 @click.option("--build", help="Build number (default: detected).")
 @click.option("--build-url", help="Build URL (default: detected).")
 @click.option("--commit", help="Commit (default: detected).")
-@click.option(
-    "--relay",
-    "relay_url",
-    metavar="URL",
-    envvar="XTOK_RELAY_URL",
-    show_envvar=True,
-    help="With --wait: post the request to this relay (with the CI's OIDC proof).",
-)
+@relay_option("With --wait: post the request to this relay (with the CI's OIDC proof).")
 @click.option(
     "--wait",
     is_flag=True,
