@@ -400,3 +400,40 @@ def test_native_matcher_used_for_hits_alone() -> None:
     literals = sorted({bytes(rnd.choices(b"a\0b", k=rnd.randint(1, 6))) for _ in range(40)})
     data = bytes(rnd.choices(b"a\0b", k=3000))
     assert sorted(NativeMatcher(literals).hits(data)) == sorted(PythonMatcher(literals).hits(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), alphabet=st.sampled_from(ALPHABETS))
+def test_sampled_keys_are_found_at_every_offset(data: st.DataObject, alphabet: bytes) -> None:
+    """Keys of 12 bytes or more are found by probing one offset per stride (see `sample` in
+    _hsmask.c), shorter ones by Hyperscan: together, every occurrence, wherever it lies (at the
+    buffer's edges too), as Python's. Few-letter alphabets make keys share the bytes around a
+    probe, so one lookup meets many candidates."""
+    literals = data.draw(st.lists(word(alphabet, 1, 48), min_size=1, max_size=16, unique=True))
+    parts = [data.draw(st.sampled_from(literals))]  # one at the very start
+    for _ in range(data.draw(st.integers(0, 8))):
+        literal = bytearray(data.draw(st.sampled_from(literals)))
+        if data.draw(st.booleans()):  # a near miss: one byte off
+            literal[data.draw(st.integers(0, len(literal) - 1))] = data.draw(
+                st.sampled_from(alphabet)
+            )
+        parts += [data.draw(word(alphabet, 0, 30)), bytes(literal)]
+    buf = b"".join(parts)
+    if data.draw(st.booleans()):  # or one cut short at the end
+        buf += data.draw(st.sampled_from(literals))[: data.draw(st.integers(0, 47))]
+    assert sorted(NativeMatcher(literals).hits(buf)) == sorted(PythonMatcher(literals).hits(buf))
+
+
+def test_a_sampled_key_with_any_one_byte_off_is_not_found() -> None:
+    """A sampled key is confirmed whole: each byte of it counts, at every length and offset."""
+    rnd = random.Random(12)
+    for size in range(12, 41):
+        key = bytes(rnd.choices(B64, k=size))
+        matcher = NativeMatcher([key])
+        for lead in range(size):  # every offset relative to the probes' stride
+            noise = bytes(rnd.choices(b"-.", k=lead))
+            assert matcher.hits(noise + key + noise) == [(0, lead + size)]
+            for at in range(size):
+                off = bytearray(key)
+                off[at] ^= 0x20
+                assert matcher.hits(noise + bytes(off) + noise) == [], (size, lead, at)

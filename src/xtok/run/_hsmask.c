@@ -7,6 +7,13 @@
    this mirrors), the spans are sorted in C, and `emit` writes the masked bytes in one pass.
    Python keeps the rare work: wrapped base64, and which tail of a buffer to hold back.
 
+   Keys of SAMPLE_MIN bytes or more (nearly all: a secret's forms and anchors) are not given to
+   Hyperscan: its literal matcher reads every byte, and at ~140 keys for 20 secrets it ran at
+   ~5 GB/s. An occurrence of a key of length L >= m covers L - 3 consecutive offsets, so it holds
+   a 4-byte gram at one offset of every stride s = m - 3 (m the shortest such key): only those
+   grams are looked up, first in a bitmap, then in tables of the 8 bytes around them; a hit is
+   confirmed whole (see `sample`). Shorter keys, if any, still go to Hyperscan.
+
    Keys(keys, exact, longer, owners): the per-key tables of _Literals.
      scan(buf) -> (spans, anchors, undecided): spans are the occurrences, by start, packed as
        native int64 pairs (start, end): not merged, as a scan of text with its wraps removed maps
@@ -21,6 +28,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <hs.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -36,11 +44,37 @@ typedef struct {
     long long s, e;
 } Span;
 
+/* Keys this long or longer are sampled: each of their stride's offsets gets 8 known bytes
+   around its gram (the next 8, or from 4 before, see `place`), which needs at least 11. */
+#define SAMPLE_MIN 12
+
+/* One offset `off` of one sampled key: the 8 bytes at the probe (`ctx`, from the gram on, or
+   from 4 bytes before it), and the key's first and last 8 bytes, which for keys of up to 16
+   bytes confirm it whole without a call to memcmp. */
+typedef struct {
+    uint64_t ctx, head, tail;
+    int32_t key, off;
+} Probe;
+
+/* Probes by a hash of ctx: bucket b holds probe[first[b]] to probe[first[b + 1]]. */
+typedef struct {
+    Probe *probe;
+    uint32_t *first;
+    int bits;
+    Py_ssize_t n;
+} Table;
+
 typedef struct {
     PyObject_HEAD
-    hs_database_t *db;
+    hs_database_t *db; /* the keys shorter than SAMPLE_MIN, NULL if none */
     hs_scratch_t *scratch;
+    int ready;
     Py_ssize_t nkeys;
+    const char **key; /* each key's bytes (in refs) */
+    Py_ssize_t stride; /* 0 if no key is sampled */
+    uint64_t *filter; /* a bit per hash of the grams the tables hold */
+    int fbits;
+    Table next, prev; /* ctx from the gram on; ctx from 4 bytes before it */
     Py_ssize_t *size, *exact, *lfirst, *ofirst; /* lfirst/ofirst: nkeys + 1 offsets */
     Lit *longer, *owners;
     PyObject *refs; /* tuples of tuples: the patterns' bytes, alive and never replaced */
@@ -62,6 +96,7 @@ typedef struct {
     Py_ssize_t len;
     Span *spans;
     Py_ssize_t n, cap;
+    Py_ssize_t sampled; /* spans[:sampled] came from `sample` */
     Py_ssize_t *anchors;
     Py_ssize_t na, acap;
     Py_ssize_t undecided;
@@ -86,15 +121,12 @@ static int push_span(Ctx *c, long long s, long long e) {
     return 0;
 }
 
-static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
-                    unsigned int flags, void *ctx) {
-    (void)from;
-    (void)flags;
-    Ctx *c = ctx;
+/* Key `id` occurs in c->buf, ending at `end`. Nonzero stops the scan. */
+static int found(Ctx *c, Py_ssize_t id, Py_ssize_t end) {
     Keys *k = c->k;
-    Py_ssize_t end = (Py_ssize_t)to, start = end - k->size[id];
+    Py_ssize_t start = end - k->size[id];
     if (c->hits) {
-        PyObject *hit = Py_BuildValue("(In)", id, end);
+        PyObject *hit = Py_BuildValue("(nn)", id, end);
         if (!hit || PyList_Append(c->hits, hit) < 0) {
             Py_XDECREF(hit);
             c->failed = 1;
@@ -129,9 +161,67 @@ oom:
     return 1;
 }
 
-/* Spans come by end; their starts lie at most a pattern's key before it, so they are nearly
-   sorted already and insertion sort is about linear. */
-static void sort_spans(Span *a, Py_ssize_t n) {
+static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
+                    unsigned int flags, void *ctx) {
+    (void)from;
+    (void)flags;
+    return found(ctx, (Py_ssize_t)id, (Py_ssize_t)to);
+}
+
+static inline uint64_t load64(const char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t gram_hash(const char *p, int bits) {
+    uint32_t g;
+    memcpy(&g, p, 4);
+    return (g * 0x9E3779B1u) >> (32 - bits);
+}
+
+static inline uint32_t ctx_hash(uint64_t ctx, int bits) {
+    return (uint32_t)((ctx * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+}
+
+/* The probes of table t whose 8 bytes are `ctx`, taken at offset i of c->buf. */
+static int lookup(Ctx *c, const Table *t, uint64_t ctx, Py_ssize_t i) {
+    const Keys *k = c->k;
+    uint32_t b = ctx_hash(ctx, t->bits);
+    for (uint32_t x = t->first[b]; x < t->first[b + 1]; x++) {
+        const Probe *p = &t->probe[x];
+        if (p->ctx != ctx) continue;
+        Py_ssize_t start = i - p->off, n = k->size[p->key];
+        if (start < 0 || start + n > c->len) continue;
+        const char *at = c->buf + start;
+        if (load64(at) != p->head || load64(at + n - 8) != p->tail) continue;
+        if (n > 16 && memcmp(at + 8, k->key[p->key] + 8, (size_t)(n - 16)) != 0) continue;
+        if (found(c, p->key, start + n)) return 1;
+    }
+    return 0;
+}
+
+/* Every occurrence of every sampled key (see the top of this file). One of stride's offsets i
+   lies in each occurrence at an offset j < stride of its key, with i + 4 inside it: the table
+   `next` holds (key, j) where j + 8 fits in the key, `prev` the others, which then have j >= 4
+   (as keys have at least SAMPLE_MIN bytes). */
+static int sample(Ctx *c) {
+    const Keys *k = c->k;
+    const char *b = c->buf;
+    Py_ssize_t n = c->len, s = k->stride;
+    for (Py_ssize_t i = 0; i + 4 <= n; i += s) {
+        uint32_t h = gram_hash(b + i, k->fbits);
+        if (!(k->filter[h >> 6] >> (h & 63) & 1)) continue;
+        if (i + 8 <= n && k->next.n && lookup(c, &k->next, load64(b + i), i)) return 1;
+        if (i >= 4 && k->prev.n && lookup(c, &k->prev, load64(b + i - 4), i)) return 1;
+    }
+    return 0;
+}
+
+/* Within a run of spans from one matcher, starts lie at most a key before where it found them
+   (Hyperscan's run comes by end, `sample`'s by probe): nearly sorted already, so insertion sort
+   is about linear. */
+static void sort_run(Span *a, Py_ssize_t n) {
     for (Py_ssize_t i = 1; i < n; i++) {
         Span x = a[i];
         Py_ssize_t j = i;
@@ -141,6 +231,21 @@ static void sort_spans(Span *a, Py_ssize_t n) {
         }
         a[j] = x;
     }
+}
+
+/* a[:m] (sampled keys) and a[m:n] (Hyperscan's) sorted by start, then merged. */
+static int sort_spans(Span *a, Py_ssize_t m, Py_ssize_t n) {
+    sort_run(a, m);
+    sort_run(a + m, n - m);
+    if (m == 0 || m == n || a[m - 1].s <= a[m].s) return 0;
+    Span *left = PyMem_Malloc((size_t)m * sizeof(Span));
+    if (!left) return -1;
+    memcpy(left, a, (size_t)m * sizeof(Span));
+    Py_ssize_t i = 0, j = m, w = 0;
+    while (i < m && j < n) a[w++] = a[j].s < left[i].s ? a[j++] : left[i++];
+    while (i < m) a[w++] = left[i++];
+    PyMem_Free(left);
+    return 0;
 }
 
 static int run_scan(Keys *self, Ctx *c, Py_buffer *view, PyObject *hits) {
@@ -158,8 +263,11 @@ static int run_scan(Keys *self, Ctx *c, Py_buffer *view, PyObject *hits) {
         PyErr_SetString(PyExc_ValueError, "buffer too large for one scan");
         return -1;
     }
-    hs_error_t err = hs_scan(self->db, view->buf, (unsigned int)view->len, 0, self->scratch,
-                             on_match, c);
+    hs_error_t err = HS_SUCCESS;
+    if (self->stride) sample(c);
+    c->sampled = c->n;
+    if (self->db && !c->failed)
+        err = hs_scan(self->db, view->buf, (unsigned int)view->len, 0, self->scratch, on_match, c);
     self->spans = c->spans;
     self->cap = c->cap;
     self->anchors = c->anchors;
@@ -179,7 +287,10 @@ static PyObject *Keys_scan(Keys *self, PyObject *arg) {
     PyObject *result = NULL, *packed = NULL, *anchors = NULL;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     if (run_scan(self, &c, &view, NULL) < 0) goto done;
-    sort_spans(c.spans, c.n);
+    if (sort_spans(c.spans, c.sampled, c.n) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
     packed = PyBytes_FromStringAndSize((const char *)c.spans, c.n * (Py_ssize_t)sizeof(Span));
     anchors = PyList_New(c.na);
     if (!packed || !anchors) goto done;
@@ -258,6 +369,74 @@ static int freeze(PyObject *table) {
     return 0;
 }
 
+/* Fills one table with the probes of the sampled keys that belong to it (`which`: 0 next,
+   1 prev): counted first, then placed by bucket. */
+static int fill(Keys *k, Table *t, int which) {
+    Py_ssize_t s = k->stride, n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) {
+            if (n > (Py_ssize_t)UINT32_MAX - 1) return -1;
+            t->bits = 1;
+            while (((Py_ssize_t)1 << t->bits) < 2 * n) t->bits++;
+            t->probe = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Probe));
+            t->first = PyMem_Calloc(((size_t)1 << t->bits) + 1, sizeof(uint32_t));
+            if (!t->probe || !t->first) return -1;
+            t->n = n;
+            /* Count per bucket, then turn the counts into each bucket's end. */
+            size_t buckets = (size_t)1 << t->bits;
+            for (Py_ssize_t i = 0; i < k->nkeys; i++)
+                for (Py_ssize_t j = 0; k->size[i] >= SAMPLE_MIN && j < s; j++)
+                    if ((j + 8 > k->size[i]) == which)
+                        t->first[ctx_hash(load64(k->key[i] + j - 4 * which), t->bits)]++;
+            for (size_t b = 1; b < buckets; b++) t->first[b] += t->first[b - 1];
+            t->first[buckets] = (uint32_t)n;
+        }
+        for (Py_ssize_t i = 0; i < k->nkeys; i++) {
+            Py_ssize_t size = k->size[i];
+            for (Py_ssize_t j = 0; size >= SAMPLE_MIN && j < s; j++) {
+                if ((j + 8 > size) != which) continue;
+                if (!pass) {
+                    n++;
+                    continue;
+                }
+                uint64_t ctx = load64(k->key[i] + j - 4 * which);
+                uint32_t b = ctx_hash(ctx, t->bits);
+                /* Filled from each bucket's end down, so `first` ends as each one's start. */
+                Probe *p = &t->probe[--t->first[b]];
+                p->ctx = ctx;
+                p->head = load64(k->key[i]);
+                p->tail = load64(k->key[i] + size - 8);
+                p->key = (int32_t)i;
+                p->off = (int32_t)j;
+                uint32_t h = gram_hash(k->key[i] + j, k->fbits);
+                k->filter[h >> 6] |= (uint64_t)1 << (h & 63);
+            }
+        }
+    }
+    return 0;
+}
+
+/* The sampling tables: stride from the shortest sampled key, a filter of ~64 bits per gram
+   (fewer let through a lookup per ~20 probes of log text). */
+static int place(Keys *k) {
+    Py_ssize_t shortest = 0, grams;
+    for (Py_ssize_t i = 0; i < k->nkeys; i++)
+        if (k->size[i] >= SAMPLE_MIN && (!shortest || k->size[i] < shortest)) shortest = k->size[i];
+    if (!shortest) return 0;
+    /* Any stride up to shortest - 3 finds them all; longer ones would only grow the tables
+       (the masker's keys have at most 32 bytes, `hits` alone takes any). */
+    k->stride = (shortest < 32 ? shortest : 32) - 3;
+    grams = k->nkeys * k->stride;
+    for (k->fbits = 12; k->fbits < 24 && ((Py_ssize_t)1 << k->fbits) < 64 * grams; k->fbits++) {
+    }
+    k->filter = PyMem_Calloc((size_t)1 << (k->fbits - 6), sizeof(uint64_t));
+    if (!k->filter || fill(k, &k->next, 0) < 0 || fill(k, &k->prev, 1) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
 static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
     static char *names[] = {"keys", "exact", "longer", "owners", NULL};
     PyObject *keys, *exact, *longer, *owners;
@@ -286,6 +465,7 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
     owners = PyTuple_GET_ITEM(self->refs, 3);
     if (freeze(longer) < 0 || freeze(owners) < 0) return -1;
     self->nkeys = n;
+    self->key = PyMem_Calloc(n, sizeof(char *));
     self->size = PyMem_Calloc(n, sizeof(Py_ssize_t));
     self->exact = PyMem_Calloc(n, sizeof(Py_ssize_t));
     self->lfirst = PyMem_Calloc(n + 1, sizeof(Py_ssize_t));
@@ -295,7 +475,7 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
     unsigned int *flags = PyMem_Calloc(n, sizeof(unsigned int));
     unsigned int *ids = PyMem_Calloc(n, sizeof(unsigned int));
     int rc = -1;
-    if (!self->size || !self->exact || !self->lfirst || !self->ofirst || !exprs || !lens ||
+    if (!self->key || !self->size || !self->exact || !self->lfirst || !self->ofirst || !exprs || !lens ||
         !flags || !ids) {
         PyErr_NoMemory();
         goto done;
@@ -308,9 +488,7 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
             PyErr_SetString(PyExc_TypeError, "keys must be non-empty bytes");
             goto done;
         }
-        exprs[i] = PyBytes_AS_STRING(key);
-        lens[i] = (size_t)PyBytes_GET_SIZE(key);
-        ids[i] = (unsigned int)i;
+        self->key[i] = PyBytes_AS_STRING(key);
         self->size[i] = PyBytes_GET_SIZE(key);
         self->exact[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(exact, i));
         if (self->exact[i] == -1 && PyErr_Occurred()) goto done;
@@ -338,20 +516,31 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
             literals(PyTuple_GET_ITEM(owners, i), self->owners, &no, 1) < 0)
             goto done;
     }
-    hs_compile_error_t *error = NULL;
-    if (hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned int)n, HS_MODE_BLOCK, NULL,
-                             &self->db, &error) != HS_SUCCESS) {
-        /* Only the pattern's index: the patterns are secrets, and Hyperscan's message may
-           quote what it could not compile. */
-        PyErr_Format(PyExc_RuntimeError, "Hyperscan could not compile masking pattern %d",
-                     error ? error->expression : -1);
-        hs_free_compile_error(error);
-        goto done;
+    if (place(self) < 0) goto done;
+    unsigned int nshort = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (self->size[i] >= SAMPLE_MIN) continue;
+        exprs[nshort] = PyBytes_AS_STRING(PyTuple_GET_ITEM(keys, i));
+        lens[nshort] = (size_t)self->size[i];
+        ids[nshort++] = (unsigned int)i;
     }
-    if (hs_alloc_scratch(self->db, &self->scratch) != HS_SUCCESS) {
-        PyErr_NoMemory();
-        goto done;
+    if (nshort) {
+        hs_compile_error_t *error = NULL;
+        if (hs_compile_lit_multi(exprs, flags, ids, lens, nshort, HS_MODE_BLOCK, NULL, &self->db,
+                                 &error) != HS_SUCCESS) {
+            /* Only the pattern's index: the patterns are secrets, and Hyperscan's message may
+               quote what it could not compile. */
+            PyErr_Format(PyExc_RuntimeError, "Hyperscan could not compile masking pattern %d",
+                         error ? error->expression : -1);
+            hs_free_compile_error(error);
+            goto done;
+        }
+        if (hs_alloc_scratch(self->db, &self->scratch) != HS_SUCCESS) {
+            PyErr_NoMemory();
+            goto done;
+        }
     }
+    self->ready = 1;
     rc = 0;
 done:
     PyMem_Free(exprs);
@@ -364,6 +553,12 @@ done:
 static void Keys_dealloc(Keys *self) {
     if (self->scratch) hs_free_scratch(self->scratch);
     if (self->db) hs_free_database(self->db);
+    PyMem_Free(self->key);
+    PyMem_Free(self->filter);
+    PyMem_Free(self->next.probe);
+    PyMem_Free(self->next.first);
+    PyMem_Free(self->prev.probe);
+    PyMem_Free(self->prev.first);
     PyMem_Free(self->size);
     PyMem_Free(self->exact);
     PyMem_Free(self->lfirst);
@@ -377,7 +572,7 @@ static void Keys_dealloc(Keys *self) {
 }
 
 static PyObject *Keys_checked(Keys *self, PyObject *arg, PyObject *(*fn)(Keys *, PyObject *)) {
-    if (!self->scratch) { /* never initialised, or its __init__ failed */
+    if (!self->ready) { /* never initialised, or its __init__ failed */
         PyErr_SetString(PyExc_RuntimeError, "Keys is not initialised");
         return NULL;
     }
