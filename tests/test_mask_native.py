@@ -1,6 +1,6 @@
 """The masker's C extension (`_hsmask`) against the pure-Python path, and against misuse.
 
-The C path must mask exactly as the Python path does (`_Literals._scan` and `_masked`, driven
+The C path must mask exactly as the Python path does (`_Literals._scan` and `_pieces`, driven
 by a non-native matcher) and as `test_mask.reference`, for any input and any chunking: the
 command whose output it masks is hostile. Called wrongly from Python, it must raise, never
 crash: the misuse that would corrupt memory runs in a child process, so a crash fails the test
@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_mask import reference, wrap
 
-from xtok.run.mask import Masker, Patterns, _Literals, _masked
+from xtok.run.mask import Masker, Patterns, _Literals, _pieces
 from xtok.run.matcher import AhoCorasickMatcher, NativeMatcher, PythonMatcher, best
 from xtok.run.unwrap import B64, Wrappable
 from xtok.run.variants import patterns_for
@@ -133,7 +133,7 @@ def test_the_c_path_masks_as_the_python_path_and_the_reference(
 def test_thousands_of_patterns(seed: int, count: int, alphabet: bytes, sizes: list[int]) -> None:
     """Thousands of short patterns over a tiny alphabet overlap everywhere. The Python path is
     driven by the Aho-Corasick matcher here (the pure-Python one would take minutes): the
-    masking logic it drives is the same `_scan` and `_masked` as with `PythonMatcher`."""
+    masking logic it drives is the same `_scan` and `_pieces` as with `PythonMatcher`."""
     rnd = random.Random(seed)
     patterns = [bytes(rnd.choices(alphabet, k=rnd.randint(4, 40))) for _ in range(count)]
     stream = b"".join(
@@ -152,8 +152,8 @@ def python_literals(items: list[bytes]) -> _Literals:
 @settings(max_examples=300, deadline=None)
 @given(data=st.data(), alphabet=st.sampled_from(ALPHABETS))
 def test_scan_finds_what_the_python_scan_finds(data: st.DataObject, alphabet: bytes) -> None:
-    """Keys.scan: the same occurrences (by start, each on its own), anchors and undecided tail
-    as `_scan`."""
+    """Keys.scan: the same occurrences (by start, each on its own), anchors and tail held back
+    as `_scan` and `cut`."""
     items = data.draw(st.lists(word(alphabet, 1, 70), min_size=1, max_size=12))
     # Wrappable patterns are keyed by their prefix and also matched by their other anchors.
     items = [Wrappable(p) if len(p) > 1 and data.draw(st.booleans()) else p for p in items]
@@ -162,17 +162,17 @@ def test_scan_finds_what_the_python_scan_finds(data: st.DataObject, alphabet: by
     native = _Literals(sorted(set(items)), NativeMatcher, PythonMatcher, anchored=True)
     assert native.native is not None
     spans, anchors, undecided = python._scan(buf)
-    packed, c_anchors, c_undecided = native.native.spans(buf)
+    packed, c_anchors, c_cut = native.native.spans(buf)
     c_spans = unpack(packed)
     assert sorted(c_spans) == sorted(spans)
     assert [start for start, _ in c_spans] == sorted(start for start, _ in spans)
     assert sorted(c_anchors) == sorted(anchors)
-    assert c_undecided == undecided
+    assert c_cut == python.cut(buf, undecided)
 
 
 @settings(max_examples=400, deadline=None)
 @given(data=st.data())
-def test_emit_writes_what_masked_writes(data: st.DataObject) -> None:
+def test_emit_writes_what_pieces_hold(data: st.DataObject) -> None:
     """emit over any sorted, possibly overlapping or touching runs, any cut, either in_mark."""
     buf = data.draw(st.binary(max_size=200))
     bound = st.integers(0, len(buf))
@@ -180,7 +180,8 @@ def test_emit_writes_what_masked_writes(data: st.DataObject) -> None:
     spans = sorted((min(a, b), max(a, b)) for a, b in pairs if a != b)
     cut = data.draw(bound)
     in_mark = data.draw(st.booleans())
-    assert _hsmask.emit(buf, pack(spans), cut, in_mark) == _masked(buf, list(spans), cut, in_mark)
+    pieces, reach = _pieces(buf, list(spans), cut, in_mark)
+    assert _hsmask.emit(buf, pack(spans), cut, in_mark) == (b"".join(pieces), reach)
 
 
 def run_child(code: str) -> str:

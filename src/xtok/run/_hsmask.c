@@ -15,11 +15,11 @@
    confirmed whole (see `sample`). Shorter keys, if any, still go to Hyperscan.
 
    Keys(keys, exact, longer, owners): the per-key tables of _Literals.
-     scan(buf) -> (spans, anchors, undecided): spans are the occurrences, by start, packed as
+     scan(buf) -> (spans, anchors, cut): spans are the occurrences, by start, packed as
        native int64 pairs (start, end): not merged, as a scan of text with its wraps removed maps
        each back on its own; anchors the starts of anchor hits not inside an unbroken owner;
-       undecided the start of the earliest pattern that may still come whole after the end of
-       buf (len(buf) if none).
+       cut the start of the earliest tail of buf that may still become a pattern's occurrence
+       with what comes next (len(buf) if none): as _Literals.cut, from the keys alone.
      hits(buf) -> [(key index, end)]: every occurrence of every key.
    emit(buf, spans, cut, in_mark) -> (masked bytes of buf[:cut], reach): spans as scan packs
      them (by start; overlapping or touching ones become one mark).
@@ -29,6 +29,7 @@
 #include <Python.h>
 #include <hs.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -77,6 +78,8 @@ typedef struct {
     Table next, prev; /* ctx from the gram on; ctx from 4 bytes before it */
     Py_ssize_t *size, *exact, *lfirst, *ofirst; /* lfirst/ofirst: nkeys + 1 offsets */
     Lit *longer, *owners;
+    Lit *prefix; /* the keys that are a pattern's prefix (its first bytes), sorted */
+    Py_ssize_t nprefix, tail; /* tail: the longest such key, less one */
     PyObject *refs; /* tuples of tuples: the patterns' bytes, alive and never replaced */
     /* Kept from scan to scan: growing them anew each time cost page faults. Like Hyperscan's
        scratch, they make one Keys usable by one thread at a time. */
@@ -205,16 +208,31 @@ static int lookup(Ctx *c, const Table *t, uint64_t ctx, Py_ssize_t i) {
    lies in each occurrence at an offset j < stride of its key, with i + 4 inside it: the table
    `next` holds (key, j) where j + 8 fits in the key, `prev` the others, which then have j >= 4
    (as keys have at least SAMPLE_MIN bytes). */
+/* The lookups at a probe that passed the filter. */
+static int probe(Ctx *c, Py_ssize_t i) {
+    const Keys *k = c->k;
+    const char *b = c->buf;
+    if (i + 8 <= c->len && k->next.n && lookup(c, &k->next, load64(b + i), i)) return 1;
+    if (i >= 4 && k->prev.n && lookup(c, &k->prev, load64(b + i - 4), i)) return 1;
+    return 0;
+}
+
 static int sample(Ctx *c) {
     const Keys *k = c->k;
     const char *b = c->buf;
-    Py_ssize_t n = c->len, s = k->stride;
-    for (Py_ssize_t i = 0; i + 4 <= n; i += s) {
-        uint32_t h = gram_hash(b + i, k->fbits);
-        if (!(k->filter[h >> 6] >> (h & 63) & 1)) continue;
-        if (i + 8 <= n && k->next.n && lookup(c, &k->next, load64(b + i), i)) return 1;
-        if (i >= 4 && k->prev.n && lookup(c, &k->prev, load64(b + i - 4), i)) return 1;
+    Py_ssize_t n = c->len, s = k->stride, i = 0;
+    const uint64_t *filter = k->filter;
+    int bits = k->fbits;
+#define PASSES(at) (filter[gram_hash(b + (at), bits) >> 6] >> (gram_hash(b + (at), bits) & 63) & 1)
+    /* Four probes at a time, their loads independent: nearly all miss the filter. */
+    for (; i + 3 * s + 4 <= n; i += 4 * s) {
+        if (!(PASSES(i) | PASSES(i + s) | PASSES(i + 2 * s) | PASSES(i + 3 * s))) continue;
+        for (Py_ssize_t j = i; j < i + 4 * s; j += s)
+            if (PASSES(j) && probe(c, j)) return 1;
     }
+    for (; i + 4 <= n; i += s)
+        if (PASSES(i) && probe(c, i)) return 1;
+#undef PASSES
     return 0;
 }
 
@@ -245,6 +263,33 @@ static int sort_spans(Span *a, Py_ssize_t m, Py_ssize_t n) {
     while (i < m && j < n) a[w++] = a[j].s < left[i].s ? a[j++] : left[i++];
     while (i < m) a[w++] = left[i++];
     PyMem_Free(left);
+    return 0;
+}
+
+static int lit_order(const void *a, const void *b) {
+    const Lit *x = a, *y = b;
+    int c = memcmp(x->p, y->p, (size_t)(x->n < y->n ? x->n : y->n));
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* Length of the longest tail of buf that is a proper prefix of a pattern, if shorter than the
+   pattern's key. A tail that holds the whole key is found by the scan, and `undecided` holds it
+   back if the pattern may still come whole: every pattern starts with its key. */
+static Py_ssize_t short_tail(const Keys *k, const char *buf, Py_ssize_t len) {
+    for (Py_ssize_t n = k->tail < len ? k->tail : len; n > 0; n--) {
+        Lit piece = {buf + len - n, n, 0};
+        Py_ssize_t lo = 0, hi = k->nprefix;
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (lit_order(&k->prefix[mid], &piece) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        /* The piece itself may be a key: the next one may still start with it. */
+        for (Py_ssize_t i = lo; i < lo + 2 && i < k->nprefix; i++)
+            if (k->prefix[i].n > n && memcmp(k->prefix[i].p, piece.p, (size_t)n) == 0) return n;
+    }
     return 0;
 }
 
@@ -291,6 +336,7 @@ static PyObject *Keys_scan(Keys *self, PyObject *arg) {
         PyErr_NoMemory();
         goto done;
     }
+    Py_ssize_t cut = view.len - short_tail(self, view.buf, view.len);
     packed = PyBytes_FromStringAndSize((const char *)c.spans, c.n * (Py_ssize_t)sizeof(Span));
     anchors = PyList_New(c.na);
     if (!packed || !anchors) goto done;
@@ -299,7 +345,7 @@ static PyObject *Keys_scan(Keys *self, PyObject *arg) {
         if (!v) goto done;
         PyList_SET_ITEM(anchors, i, v);
     }
-    result = Py_BuildValue("(OOn)", packed, anchors, c.undecided);
+    result = Py_BuildValue("(OOn)", packed, anchors, c.undecided < cut ? c.undecided : cut);
 done:
     Py_XDECREF(packed);
     Py_XDECREF(anchors);
@@ -516,6 +562,18 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
             literals(PyTuple_GET_ITEM(owners, i), self->owners, &no, 1) < 0)
             goto done;
     }
+    self->prefix = PyMem_Calloc((size_t)n, sizeof(Lit));
+    if (!self->prefix) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!self->exact[i] && self->lfirst[i] == self->lfirst[i + 1]) continue;
+        self->prefix[self->nprefix].p = self->key[i];
+        self->prefix[self->nprefix++].n = self->size[i];
+        if (self->size[i] - 1 > self->tail) self->tail = self->size[i] - 1;
+    }
+    qsort(self->prefix, (size_t)self->nprefix, sizeof(Lit), lit_order);
     if (place(self) < 0) goto done;
     unsigned int nshort = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -554,6 +612,7 @@ static void Keys_dealloc(Keys *self) {
     if (self->scratch) hs_free_scratch(self->scratch);
     if (self->db) hs_free_database(self->db);
     PyMem_Free(self->key);
+    PyMem_Free(self->prefix);
     PyMem_Free(self->filter);
     PyMem_Free(self->next.probe);
     PyMem_Free(self->next.first);
@@ -595,7 +654,7 @@ static PyObject *Keys_hits_method(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef Keys_methods[] = {
-    {"scan", Keys_scan_method, METH_O, "(spans, anchors, undecided) of a buffer"},
+    {"scan", Keys_scan_method, METH_O, "(spans, anchors, cut) of a buffer"},
     {"hits", Keys_hits_method, METH_O, "[(key index, end)] of every key occurrence"},
     {NULL, NULL, 0, NULL},
 };

@@ -24,6 +24,11 @@ from xtok.run.variants import MIN_SECRET_LEN
 
 MARK = b"***"
 KEY = 16
+# Up to this many occurrences in a buffer, its output is views of it (written with no copy);
+# past it, building the views costs more than one masked copy made in C.
+_FEW_SPANS = 32
+_PACKED = 16  # bytes per packed span
+Piece = bytes | memoryview
 _PROBE = 4  # pattern prefixes this long locate candidate tails quickly
 Span = tuple[int, int]
 Build = Callable[[Sequence[bytes]], Matcher]
@@ -74,20 +79,22 @@ class _Literals:
         self.native = self.matcher if isinstance(self.matcher, NativeMatcher) else None
         if self.native is not None:
             self.native.attach(exact, longer, owners)
-        probes = {p[:_PROBE] for p in items if len(p) > _PROBE}
+        # The C extension finds the short tail itself, from the keys.
+        probes = {p[:_PROBE] for p in items if len(p) > _PROBE} if self.native is None else ()
         self._probe = aux(sorted(probes)) if probes else None  # scans a few dozen bytes
 
     def scan(self, buf: bytes) -> tuple[list[Span], list[int], int]:
-        """(occurrences, starts of anchors to look around, start of the longest undecided tail)."""
+        """(occurrences, starts of anchors to look around, where the tail that may still
+        become an occurrence starts)."""
         if self.native is not None:
-            packed, anchors, undecided = self.native.spans(buf)
-            spans = _unpack(packed)
-        else:
-            spans, anchors, undecided = self._scan(buf)
+            packed, anchors, cut = self.native.spans(buf)
+            return _unpack(packed), anchors, cut
+        spans, anchors, undecided = self._scan(buf)
         return spans, anchors, self.cut(buf, undecided)
 
     def cut(self, buf: bytes, undecided: int) -> int:
-        """Where the tail that may still become an occurrence starts."""
+        """Where the tail that may still become an occurrence starts, given the start of the
+        earliest pattern that may still come whole (`_scan`'s `undecided`)."""
         return min(undecided, len(buf) - self._short_tail(buf))
 
     def _scan(self, buf: bytes) -> tuple[list[Span], list[int], int]:
@@ -183,22 +190,29 @@ class Masker:
         return self._set.max_held
 
     def feed(self, data: bytes) -> bytes:
-        if self._set.literals.matcher is None:
-            return data
-        return self._emit(self._held + data if self._held else data, final=False)
+        return b"".join(self.feed_pieces(data))
 
     def flush(self) -> bytes:
         """Everything still held, at end of stream."""
-        return self._emit(self._held, final=True) if self._held else b""
+        return b"".join(self.flush_pieces())
 
-    def _emit(self, buf: bytes, final: bool) -> bytes:
+    def feed_pieces(self, data: bytes) -> list[Piece]:
+        """What `feed` returns, in pieces that may be views of `data` (for `os.writev`: a relay
+        then copies nothing where little is masked)."""
+        if self._set.literals.matcher is None:
+            return [data]
+        return self._emit(self._held + data if self._held else data, final=False)
+
+    def flush_pieces(self) -> list[Piece]:
+        return self._emit(self._held, final=True) if self._held else []
+
+    def _emit(self, buf: bytes, final: bool) -> list[Piece]:
         patterns = self._set
         literals, wrapped = patterns.literals, patterns.wrapped
         native = literals.native
         packed = b""  # the C extension's occurrences, packed, left so; else in `spans`
         if native is not None:
-            packed, anchors, undecided = native.spans(buf)
-            cut = literals.cut(buf, undecided)
+            packed, anchors, cut = native.spans(buf)
             spans: list[Span] = []
         else:
             spans, anchors, cut = literals.scan(buf)
@@ -211,20 +225,21 @@ class Masker:
             cut = len(buf)
         if cut == 0:
             self._held = buf
-            return b""
+            return []
         if self._masked_until:
             spans.append((0, self._masked_until))
-        if native is not None and (packed or spans):
+        if native is not None and len(packed) > _FEW_SPANS * _PACKED:  # one masked copy, in C
             if spans:  # rare: wrapped occurrences, or a run carried over from the last buffer
                 packed = _pack(sorted(_unpack(packed) + spans))
             out, reach = native.emit(buf, packed, cut, self._in_mark)
+            pieces: list[Piece] = [out]
         else:
-            out, reach = _masked(buf, spans, cut, self._in_mark)
+            pieces, reach = _pieces(buf, _unpack(packed) + spans, cut, self._in_mark)
         self._in_mark = reach >= cut
         self._masked_until = max(0, reach - cut)
         self._run = unwrap.trailing_run(buf[max(0, cut - unwrap.RUN_MIN) : cut], self._run)
         self._held = buf[cut:]
-        return out
+        return pieces
 
     def _wrapped_spans(self, wrapped: _Literals, buf: bytes, anchors: list[int]) -> list[Span]:
         """Occurrences across wraps of the base64-only patterns, around each anchor found."""
@@ -255,27 +270,28 @@ class Masker:
         return view.raw(undecided) if undecided < len(view.text) else len(buf)
 
 
-def _masked(buf: bytes, spans: list[Span], cut: int, in_mark: bool) -> tuple[bytes, int]:
+def _pieces(buf: bytes, spans: list[Span], cut: int, in_mark: bool) -> tuple[list[Piece], int]:
     """`buf[:cut]` with every occurrence starting before `cut` masked (overlapping or touching
-    ones make one masked run, also with the run the last output ended in if `in_mark`), and the
-    end of the masked run reaching furthest (`_hsmask.emit` is its C twin)."""
+    ones make one masked run, also with the run the last output ended in if `in_mark`), as
+    views of `buf` and marks; and the end of the masked run reaching furthest."""
     reach = 0 if in_mark else -1  # end of the masked run so far
+    view = memoryview(buf)
     if not spans or min(spans)[0] >= cut:
-        return (buf[:cut] if cut < len(buf) else buf), reach
+        return [view[:cut] if cut < len(buf) else buf], reach
     # Every occurrence starting before `cut` lies wholly inside `buf`.
     spans.sort()
-    parts: list[bytes] = []
+    pieces: list[Piece] = []
     pos = 0  # the next unmasked byte
     for start, end in spans:
         if start >= cut:
             break
         if start > reach:
-            parts += (buf[pos:start], MARK)
+            pieces += (view[pos:start], MARK)
         if end > reach:
             pos = reach = end
     if pos < cut:
-        parts.append(buf[pos:cut])
-    return b"".join(parts), reach
+        pieces.append(view[pos:cut])
+    return pieces, reach
 
 
 def _unpack(packed: bytes) -> list[Span]:

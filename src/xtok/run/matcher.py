@@ -103,12 +103,12 @@ class NativeMatcher(Matcher):
 
     def spans(self, data: bytes) -> tuple[bytes, list[int], int]:
         """(occurrences by start, packed as int64 (start, end) pairs; anchor starts to look
-        around; start of the earliest pattern that may still come whole)."""
+        around; where the tail that may still become an occurrence starts)."""
         return self.keys.scan(data)
 
     def emit(self, data: bytes, spans: bytes, cut: int, in_mark: bool) -> tuple[bytes, int]:
-        """`data[:cut]` masked (as `xtok.run.mask._masked`, from packed spans), and where the
-        masked run reaching furthest ends."""
+        """`data[:cut]` masked (as `xtok.run.mask._pieces`, joined, from packed spans), and
+        where the masked run reaching furthest ends."""
         return self._hsmask.emit(data, spans, cut, in_mark)
 
 
