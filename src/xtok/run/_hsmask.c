@@ -57,10 +57,13 @@ typedef struct {
     int32_t key, off;
 } Probe;
 
-/* Probes by a hash of ctx: bucket b holds probe[first[b]] to probe[first[b + 1]]. */
+/* Probes by a hash of ctx: bucket b holds probe[first[b]] to probe[first[b + 1]]. `filter`
+   has the bits of this table's grams: in output dense with secrets nearly every probe passes
+   the filter of both tables, while the gram there belongs to one of them. */
 typedef struct {
     Probe *probe;
     uint32_t *first;
+    uint64_t *filter;
     int bits;
     Py_ssize_t n;
 } Table;
@@ -183,6 +186,10 @@ static inline uint32_t gram_hash(const char *p, int bits) {
     return (g * 0x9E3779B1u) >> (32 - bits);
 }
 
+static inline int has(const uint64_t *filter, uint32_t h) {
+    return filter[h >> 6] >> (h & 63) & 1;
+}
+
 static inline uint32_t ctx_hash(uint64_t ctx, int bits) {
     return (uint32_t)((ctx * 0x9E3779B97F4A7C15ull) >> (64 - bits));
 }
@@ -212,8 +219,10 @@ static int lookup(Ctx *c, const Table *t, uint64_t ctx, Py_ssize_t i) {
 static int probe(Ctx *c, Py_ssize_t i) {
     const Keys *k = c->k;
     const char *b = c->buf;
-    if (i + 8 <= c->len && k->next.n && lookup(c, &k->next, load64(b + i), i)) return 1;
-    if (i >= 4 && k->prev.n && lookup(c, &k->prev, load64(b + i - 4), i)) return 1;
+    uint32_t h = gram_hash(b + i, k->fbits);
+    if (i + 8 <= c->len && has(k->next.filter, h) && lookup(c, &k->next, load64(b + i), i))
+        return 1;
+    if (i >= 4 && has(k->prev.filter, h) && lookup(c, &k->prev, load64(b + i - 4), i)) return 1;
     return 0;
 }
 
@@ -223,7 +232,7 @@ static int sample(Ctx *c) {
     Py_ssize_t n = c->len, s = k->stride, i = 0;
     const uint64_t *filter = k->filter;
     int bits = k->fbits;
-#define PASSES(at) (filter[gram_hash(b + (at), bits) >> 6] >> (gram_hash(b + (at), bits) & 63) & 1)
+#define PASSES(at) has(filter, gram_hash(b + (at), bits))
     /* Four probes at a time, their loads independent: nearly all miss the filter. */
     for (; i + 3 * s + 4 <= n; i += 4 * s) {
         if (!(PASSES(i) | PASSES(i + s) | PASSES(i + 2 * s) | PASSES(i + 3 * s))) continue;
@@ -426,7 +435,8 @@ static int fill(Keys *k, Table *t, int which) {
             while (((Py_ssize_t)1 << t->bits) < 2 * n) t->bits++;
             t->probe = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Probe));
             t->first = PyMem_Calloc(((size_t)1 << t->bits) + 1, sizeof(uint32_t));
-            if (!t->probe || !t->first) return -1;
+            t->filter = PyMem_Calloc((size_t)1 << (k->fbits - 6), sizeof(uint64_t));
+            if (!t->probe || !t->first || !t->filter) return -1;
             t->n = n;
             /* Count per bucket, then turn the counts into each bucket's end. */
             size_t buckets = (size_t)1 << t->bits;
@@ -456,6 +466,7 @@ static int fill(Keys *k, Table *t, int which) {
                 p->off = (int32_t)j;
                 uint32_t h = gram_hash(k->key[i] + j, k->fbits);
                 k->filter[h >> 6] |= (uint64_t)1 << (h & 63);
+                t->filter[h >> 6] |= (uint64_t)1 << (h & 63);
             }
         }
     }
@@ -616,8 +627,10 @@ static void Keys_dealloc(Keys *self) {
     PyMem_Free(self->filter);
     PyMem_Free(self->next.probe);
     PyMem_Free(self->next.first);
+    PyMem_Free(self->next.filter);
     PyMem_Free(self->prev.probe);
     PyMem_Free(self->prev.first);
+    PyMem_Free(self->prev.filter);
     PyMem_Free(self->size);
     PyMem_Free(self->exact);
     PyMem_Free(self->lfirst);
@@ -670,6 +683,8 @@ static PyTypeObject KeysType = {
     .tp_methods = Keys_methods,
 };
 
+#define SLACK 32
+
 static PyObject *emit(PyObject *module, PyObject *args) {
     (void)module;
     Py_buffer buf, spans;
@@ -687,8 +702,9 @@ static PyObject *emit(PyObject *module, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    /* Each mark stands for at least one byte of buf[:cut]: at most 2 more bytes per span. */
-    PyObject *out = PyBytes_FromStringAndSize(NULL, cut + 2 * (n + 1));
+    /* Each mark stands for at least one byte of buf[:cut]: at most 2 more bytes per span; and
+       SLACK past the end, which a short copy may write over before the final resize. */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, cut + 2 * (n + 1) + SLACK);
     if (!out) goto done;
     char *o = PyBytes_AS_STRING(out), *w = o;
     const char *b = buf.buf;
@@ -703,10 +719,14 @@ static PyObject *emit(PyObject *module, PyObject *args) {
             goto done;
         }
         if (r.s > reach) {
-            if (r.s > pos) {
-                memcpy(w, b + pos, (size_t)(r.s - pos));
-                w += r.s - pos;
-            }
+            Py_ssize_t gap = (Py_ssize_t)(r.s - pos);
+            /* Between occurrences dense in output, a few bytes: one fixed-size copy (inlined,
+               no call), cut to size by where w goes next. */
+            if (gap <= SLACK && pos + SLACK <= buf.len)
+                memcpy(w, b + pos, SLACK);
+            else if (gap > 0)
+                memcpy(w, b + pos, (size_t)gap);
+            if (gap > 0) w += gap;
             memcpy(w, MARK, 3);
             w += 3;
         }
