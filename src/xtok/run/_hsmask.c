@@ -1,15 +1,13 @@
-/* The masker's inner loop in C, over Hyperscan's C API (optional; see NativeMatcher in
-   xtok/run/matcher.py).
+/* The masker's inner loop in C (optional; see NativeMatcher in xtok/run/matcher.py).
 
    Python's per-match cost (the scan callback, then building and merging spans) capped output
-   dense with secrets at ~50 MB/s. Here the masker adds about 12% to Hyperscan's own cost per
-   match: the callback confirms the pattern behind a key (see xtok.run.mask._Literals, which
-   this mirrors), the spans are sorted in C, and `emit` writes the masked bytes in one pass.
-   Python keeps the rare work: wrapped base64, and which tail of a buffer to hold back.
+   dense with secrets at ~50 MB/s. Here each match is confirmed as the pattern behind its key
+   (see xtok.run.mask._Literals, which this mirrors), the spans are sorted in C, and `emit`
+   writes the masked bytes in one pass. Python keeps the rare work: wrapped base64.
 
    Keys of SAMPLE_MIN bytes or more (nearly all: a secret's forms and anchors) are not given to
    Hyperscan: its literal matcher reads every byte, and at ~140 keys for 20 secrets it ran at
-   ~5 GB/s. An occurrence of a key of length L >= m covers L - 3 consecutive offsets, so it holds
+   ~5 GB/s (this, ~16). An occurrence of a key of length L >= m covers L - 3 consecutive offsets, so it holds
    a 4-byte gram at one offset of every stride s = m - 3 (m the shortest such key): only those
    grams are looked up, first in a bitmap, then in tables of the 8 bytes around them; a hit is
    confirmed whole (see `sample`). Shorter keys, if any, still go to Hyperscan.

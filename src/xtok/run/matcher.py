@@ -2,10 +2,12 @@
 
 Each reports every occurrence (overlapping ones too) of a set of byte literals in a buffer, as
 (literal index, end offset): the caller knows each literal's length, so no matcher has to track
-where a match starts (Hyperscan is faster without it). Hyperscan (C, SIMD) is preferred; where it
-has no wheel, the Rust Aho-Corasick automaton (ahocorasick-rs); failing both, a pure-Python loop.
-Where xtok's C extension is built (`_hsmask`, over Hyperscan's C library), it comes first: it also
-runs the masker's inner loop, where the others leave that to Python.
+where a match starts (Hyperscan is faster without it). Where xtok's C extension is built
+(`_hsmask`, linked with Hyperscan's C library), it comes first: it finds literals of 12 bytes or
+more by sampling (one probe per few bytes, see there), shorter ones with Hyperscan, and runs the
+masker's inner loop, where the others leave that to Python. Else Hyperscan's Python binding;
+where it has no wheel, the Rust Aho-Corasick automaton (ahocorasick-rs); failing both, a
+pure-Python loop.
 The choice never changes what is masked, only how fast. The libraries are imported when a matcher
 is built, never when this module is.
 """
@@ -67,11 +69,11 @@ class AhoCorasickMatcher(Matcher):
 
 
 class NativeMatcher(Matcher):
-    """Hyperscan through xtok's own C extension (`_hsmask`, built where Hyperscan's headers are):
-    besides `hits`, it runs the masker's whole inner loop in C, from the per-key tables that
-    `attach` gives it (see `xtok.run.mask`)."""
+    """xtok's own C extension (`_hsmask`, built where Hyperscan's headers are): besides `hits`,
+    it runs the masker's whole inner loop in C, from the per-key tables that `attach` gives it
+    (see `xtok.run.mask`)."""
 
-    name = "hyperscan-c"
+    name = "native"
 
     def __init__(self, literals: Sequence[bytes]) -> None:
         super().__init__(literals)
