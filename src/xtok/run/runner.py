@@ -58,16 +58,16 @@ def child_environment(
 def write_all(fd: int, pieces: list[Piece]) -> bool:
     """All of `pieces`, in order, gathered by writev (no copy to join them); False if the reader
     is gone."""
-    views = [memoryview(piece) for piece in pieces]
-    i = 0
     try:
-        while i < len(views):
-            done = os.writev(fd, views[i : i + _IOV_MAX])
-            while i < len(views) and done >= len(views[i]):
-                done -= len(views[i])
+        while pieces:
+            done = os.writev(fd, pieces[:_IOV_MAX])
+            i = 0
+            while i < len(pieces) and done >= len(pieces[i]):
+                done -= len(pieces[i])
                 i += 1
+            pieces = pieces[i:]
             if done:  # a partial write
-                views[i] = views[i][done:]
+                pieces[0] = memoryview(pieces[0])[done:]
     except BrokenPipeError:
         return False
     return True
