@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 import re
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -539,3 +543,93 @@ def test_the_fastest_matcher_is_chosen_where_it_installs() -> None:
         assert chosen == "native"
     else:
         assert chosen in ("native", "hyperscan", "ahocorasick-rs")
+
+
+def drain(fd: int, into: list[bytes], pace: float = 0.0) -> threading.Thread:
+    """A thread reading `fd` to its end into `into` (pausing `pace` seconds per read)."""
+
+    def run() -> None:
+        while chunk := os.read(fd, 1 << 16):
+            into.append(chunk)
+            time.sleep(pace)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    every=st.sampled_from([20, 300, 5000, 100_000]),
+    sizes=st.lists(st.integers(1, 300_000), min_size=1, max_size=6),
+)
+def test_write_sends_what_feed_returns(seed: int, every: int, sizes: list[int]) -> None:
+    """`Masker.write` (a relay's path: views of the read buffer gathered by writev where few
+    occurrences are masked, one masked copy where many are) writes through a pipe what `feed`
+    and `flush` return, on every matcher, chunk by chunk."""
+    rnd = random.Random(seed)
+    secrets = [bytes(rnd.choices(B64, k=rnd.randint(8, 40))) for _ in range(3)]
+    stream = b"".join(
+        bytes(rnd.choices(b"ab \n", k=rnd.randint(0, every))) + rnd.choice(secrets)
+        for _ in range(sum(sizes) // every + 1)
+    )
+    for matcher in MATCHERS:
+        compiled = Patterns([p for s in secrets for p in patterns_for(s)], matcher)
+        fed, written = Masker(compiled), Masker(compiled)
+        expected, got = [], []
+        read, write = os.pipe()
+        reader = drain(read, got)
+        pos = 0
+        for n in [*sizes, len(stream)]:
+            chunk = stream[pos : pos + n]
+            pos += n
+            expected.append(fed.feed(chunk))
+            assert written.write(write, chunk)
+        expected.append(fed.flush())
+        assert written.write(write, b"", end=True)
+        os.close(write)
+        reader.join()
+        os.close(read)
+        assert b"".join(got) == b"".join(expected), matcher.name
+        assert not any(s in b"".join(got) for s in secrets)
+
+
+@pytest.mark.parametrize("matcher_cls", MATCHERS, ids=lambda m: m.name)
+def test_write_resumes_after_signals_cut_it_short(matcher_cls: type[Matcher]) -> None:
+    """A signal that arrives while writev waits on a full pipe ends it early, having written
+    part: its handler runs and the rest still goes out, in order, once. A slow reader and a timer
+    firing every millisecond make that happen many times over."""
+    data = b"".join(
+        b"line %d %s\n" % (i, SECRET if i % 997 == 0 else b"x" * 40) for i in range(60_000)
+    )
+    masker = Masker(Patterns(patterns_for(SECRET), matcher_cls))
+    handled = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: handled.append(1))
+    read, write = os.pipe()
+    got: list[bytes] = []
+    reader = drain(read, got, pace=0.0005)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+        assert masker.write(write, data, end=True)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        os.close(write)
+        reader.join()
+        os.close(read)
+    assert len(handled) > 10
+    assert b"".join(got) == data.replace(SECRET, MARK)
+
+
+@pytest.mark.parametrize("matcher_cls", MATCHERS, ids=lambda m: m.name)
+def test_write_says_when_the_reader_is_gone(matcher_cls: type[Matcher]) -> None:
+    """A closed reader is no error: `write` returns False, so the relay closes the command's
+    pipe and the command meets a broken pipe, as without xtok."""
+    masker = Masker(Patterns(patterns_for(SECRET), matcher_cls))
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        assert masker.write(write, b"a line with " + SECRET + b"\n") is False
+    finally:
+        os.close(write)

@@ -260,25 +260,3 @@ def test_output_is_masked_whole_however_many_secrets_a_read_holds(
     assert proc.returncode == 0, err
     filler = b"x" * ((3 << 20) // count)
     assert out == b"".join(b"%d " % i + filler + b" ***\n" for i in range(count))
-
-
-def test_write_all_resumes_after_partial_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A writev may write part of what it was given (a signal, a non-blocking reader): the rest
-    still goes out, in order. The kernel won't cut writes short on demand, so os.writev is
-    wrapped to write at most 7 bytes per call, through a real pipe."""
-    from xtok.run import runner
-
-    real = os.writev
-
-    def short(fd: int, buffers: list[memoryview]) -> int:
-        return real(fd, [bytes(b"".join(buffers)[:7])])
-
-    monkeypatch.setattr(runner.os, "writev", short)
-    pieces: list[bytes | memoryview] = [b"abc", memoryview(b"--defghij--")[2:9], b"", b"***", b"k"]
-    read, write = os.pipe()
-    try:
-        assert runner.write_all(write, pieces)
-        os.close(write)
-        assert os.read(read, 100) == b"abcdefghij***k"
-    finally:
-        os.close(read)

@@ -21,14 +21,19 @@
      hits(buf) -> [(key index, end)]: every occurrence of every key.
    emit(buf, spans, cut, in_mark) -> (masked bytes of buf[:cut], reach): spans as scan packs
      them (by start; overlapping or touching ones become one mark).
+   write(fd, buf, spans, cut, in_mark) -> (delivered, reach): emit's bytes written to fd,
+     gathered from buf where it can; delivered is False if fd's reader is gone.
    keep_heap(): see there. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <hs.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -682,64 +687,195 @@ static PyTypeObject KeysType = {
 };
 
 #define SLACK 32
+/* Up to this many occurrences, `write` hands writev the runs of buf between them; past it one
+   masked copy is cheaper (the kernel would copy each run on its own). */
+#define FEW 64
+static const char MARK[] = "***";
+
+/* Walks buf[:cut] masked, piece by piece: runs of buf between masked runs, and marks. */
+typedef struct {
+    const char *b, *spans;
+    Py_ssize_t len, n, i, cut;
+    long long pos, reach; /* the next unmasked byte; the end of the masked run so far */
+    int mark;             /* a mark comes before the next run */
+} Walk;
+
+static int walk_start(Walk *k, Py_buffer *buf, Py_buffer *spans, Py_ssize_t cut, int in_mark) {
+    if (cut < 0 || cut > buf->len || spans->len % (Py_ssize_t)sizeof(Span)) {
+        PyErr_SetString(PyExc_ValueError, "bad cut or spans");
+        return -1;
+    }
+    memset(k, 0, sizeof(*k));
+    k->b = buf->buf;
+    k->len = buf->len;
+    k->spans = spans->buf;
+    k->n = spans->len / (Py_ssize_t)sizeof(Span);
+    k->cut = cut;
+    k->reach = in_mark ? 0 : -1;
+    if (k->n >= (PY_SSIZE_T_MAX - cut - SLACK) / 2) { /* only where Py_ssize_t is 32 bits */
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* The next piece: 1 a run of buf (*p, *size), 2 a mark, 0 none left, -1 a bad span. */
+static inline int walk_next(Walk *k, const char **p, Py_ssize_t *size) {
+    if (k->mark) {
+        k->mark = 0;
+        return 2;
+    }
+    while (k->i < k->n) {
+        Span r; /* copied: a buffer view need not be aligned for Span */
+        memcpy(&r, k->spans + k->i++ * (Py_ssize_t)sizeof(Span), sizeof(Span));
+        if (r.s >= k->cut) {
+            k->i = k->n;
+            break;
+        }
+        if (r.s < 0 || r.e > k->len || r.s >= r.e) {
+            PyErr_SetString(PyExc_ValueError, "bad span");
+            return -1;
+        }
+        long long from = k->pos;
+        int opens = r.s > k->reach;
+        if (r.e > k->reach) k->pos = k->reach = r.e;
+        if (!opens) continue;
+        if (r.s == from) return 2;
+        *p = k->b + from;
+        *size = (Py_ssize_t)(r.s - from);
+        k->mark = 1;
+        return 1;
+    }
+    if (k->pos >= k->cut) return 0;
+    *p = k->b + k->pos;
+    *size = (Py_ssize_t)(k->cut - k->pos);
+    k->pos = k->cut;
+    return 1;
+}
+
+/* Each mark stands for at least one byte of buf[:cut]: at most 2 more bytes per span; and
+   SLACK past the end, which a short copy may write over. */
+static Py_ssize_t masked_size(const Walk *k) {
+    return k->cut + 2 * (k->n + 1) + SLACK;
+}
+
+/* Writes the pieces from `o` on; returns the end, or NULL on a bad span. */
+static char *copy_masked(Walk *k, char *o) {
+    const char *p = NULL, *end = k->b + k->len;
+    Py_ssize_t size = 0;
+    int kind;
+    while ((kind = walk_next(k, &p, &size)) > 0) {
+        if (kind == 2) {
+            memcpy(o, MARK, 3);
+            o += 3;
+        } else {
+            /* Between occurrences dense in output, a few bytes: one fixed-size copy (inlined,
+               no call), cut to size by where `o` goes next. */
+            if (size <= SLACK && end - p >= SLACK)
+                memcpy(o, p, SLACK);
+            else
+                memcpy(o, p, (size_t)size);
+            o += size;
+        }
+    }
+    return kind < 0 ? NULL : o;
+}
 
 static PyObject *emit(PyObject *module, PyObject *args) {
     (void)module;
     Py_buffer buf, spans;
     Py_ssize_t cut;
     int in_mark;
-    static const char MARK[] = "***";
+    Walk k;
     if (!PyArg_ParseTuple(args, "y*y*np", &buf, &spans, &cut, &in_mark)) return NULL;
-    PyObject *result = NULL;
-    if (cut < 0 || cut > buf.len || spans.len % (Py_ssize_t)sizeof(Span)) {
-        PyErr_SetString(PyExc_ValueError, "bad cut or spans");
-        goto done;
-    }
-    Py_ssize_t n = spans.len / (Py_ssize_t)sizeof(Span);
-    if (n >= (PY_SSIZE_T_MAX - cut) / 2) { /* only where Py_ssize_t is 32 bits */
-        PyErr_NoMemory();
-        goto done;
-    }
-    /* Each mark stands for at least one byte of buf[:cut]: at most 2 more bytes per span; and
-       SLACK past the end, which a short copy may write over before the final resize. */
-    PyObject *out = PyBytes_FromStringAndSize(NULL, cut + 2 * (n + 1) + SLACK);
+    PyObject *result = NULL, *out = NULL;
+    if (walk_start(&k, &buf, &spans, cut, in_mark) < 0) goto done;
+    out = PyBytes_FromStringAndSize(NULL, masked_size(&k));
     if (!out) goto done;
-    char *o = PyBytes_AS_STRING(out), *w = o;
-    const char *b = buf.buf;
-    long long pos = 0, reach = in_mark ? 0 : -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Span r; /* copied: a buffer view need not be aligned for Span */
-        memcpy(&r, (const char *)spans.buf + i * (Py_ssize_t)sizeof(Span), sizeof(Span));
-        if (r.s >= cut) break;
-        if (r.s < 0 || r.e > buf.len || r.s >= r.e) {
-            Py_DECREF(out);
-            PyErr_SetString(PyExc_ValueError, "bad span");
-            goto done;
-        }
-        if (r.s > reach) {
-            Py_ssize_t gap = (Py_ssize_t)(r.s - pos);
-            /* Between occurrences dense in output, a few bytes: one fixed-size copy (inlined,
-               no call), cut to size by where w goes next. */
-            if (gap <= SLACK && pos + SLACK <= buf.len)
-                memcpy(w, b + pos, SLACK);
-            else if (gap > 0)
-                memcpy(w, b + pos, (size_t)gap);
-            if (gap > 0) w += gap;
-            memcpy(w, MARK, 3);
-            w += 3;
-        }
-        if (r.e > reach) pos = reach = r.e;
-    }
-    if (pos < cut) {
-        memcpy(w, b + pos, (size_t)(cut - pos));
-        w += cut - pos;
-    }
-    if (_PyBytes_Resize(&out, w - o) < 0) goto done;
-    result = Py_BuildValue("(NL)", out, reach);
+    char *end = copy_masked(&k, PyBytes_AS_STRING(out));
+    if (!end || _PyBytes_Resize(&out, end - PyBytes_AS_STRING(out)) < 0) goto done;
+    result = Py_BuildValue("(OL)", out, k.reach);
 done:
+    Py_XDECREF(out);
     PyBuffer_Release(&buf);
     PyBuffer_Release(&spans);
     return result;
+}
+
+/* All of iov[:count] to fd. 1 written, 0 its reader is gone, -1 an exception (an error as
+   os.write raises it, or one from a signal handler). As with os.write in a loop, the handlers
+   of a signal that cut a write short run before the rest is written: xtok forwards a SIGTERM
+   to the command even while its output waits on a slow reader. */
+static int write_all(int fd, struct iovec *iov, int count) {
+    while (count > 0) {
+        ssize_t done;
+        int error;
+        /* Other threads run while the reader is slow (buf and spans are held as buffers). */
+        Py_BEGIN_ALLOW_THREADS
+        done = writev(fd, iov, count < IOV_MAX ? count : IOV_MAX);
+        error = errno;
+        Py_END_ALLOW_THREADS
+        errno = error;
+        if (done < 0) {
+            if (errno == EINTR) {
+                if (PyErr_CheckSignals() < 0) return -1;
+                continue;
+            }
+            if (errno == EPIPE) return 0;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        for (; count > 0 && (size_t)done >= iov->iov_len; count--, iov++)
+            done -= (ssize_t)iov->iov_len;
+        if (count > 0) { /* a partial write: a signal may have cut it short */
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= (size_t)done;
+            if (PyErr_CheckSignals() < 0) return -1;
+        }
+    }
+    return 1;
+}
+
+/* emit's bytes, written to fd: with few occurrences, as the runs of buf between them (no copy
+   of buf at all). */
+static PyObject *write_masked(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer buf, spans;
+    Py_ssize_t cut;
+    int fd, in_mark, rc = -1;
+    Walk k;
+    char *copy = NULL;
+    struct iovec iov[2 * FEW + 1];
+    int count = 0;
+    if (!PyArg_ParseTuple(args, "iy*y*np", &fd, &buf, &spans, &cut, &in_mark)) return NULL;
+    if (walk_start(&k, &buf, &spans, cut, in_mark) < 0) goto done;
+    if (k.n > FEW) {
+        copy = PyMem_Malloc((size_t)masked_size(&k));
+        if (!copy) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        char *end = copy_masked(&k, copy);
+        if (!end) goto done;
+        iov[count].iov_base = copy;
+        iov[count++].iov_len = (size_t)(end - copy);
+    } else {
+        const char *p = NULL;
+        Py_ssize_t size = 0;
+        int kind;
+        while ((kind = walk_next(&k, &p, &size)) > 0) { /* at most 2 pieces a span, and one */
+            iov[count].iov_base = (void *)(kind == 2 ? MARK : p);
+            iov[count++].iov_len = (size_t)(kind == 2 ? 3 : size);
+        }
+        if (kind < 0) goto done;
+    }
+    rc = write_all(fd, iov, count);
+done:
+    PyMem_Free(copy);
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&spans);
+    if (rc < 0) return NULL;
+    return Py_BuildValue("(OL)", rc ? Py_True : Py_False, k.reach);
 }
 
 /* A relay allocates a read buffer and a masked output of a few hundred KiB per chunk. glibc
@@ -757,6 +893,7 @@ static PyObject *keep_heap(PyObject *module, PyObject *unused) {
 
 static PyMethodDef module_methods[] = {
     {"emit", emit, METH_VARARGS, "(masked bytes of buf[:cut], reach)"},
+    {"write", write_masked, METH_VARARGS, "(whether fd took emit's bytes, reach)"},
     {"keep_heap", keep_heap, METH_NOARGS, "keep blocks of up to 4 MiB on the heap (glibc)"},
     {NULL, NULL, 0, NULL},
 };

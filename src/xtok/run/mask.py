@@ -13,6 +13,7 @@ AWS's 64 KiB, and their encodings) are confirmed here where their first KEY byte
 
 from __future__ import annotations
 
+import os
 import sys
 from array import array
 from bisect import bisect_left
@@ -24,11 +25,8 @@ from xtok.run.variants import MIN_SECRET_LEN
 
 MARK = b"***"
 KEY = 16
-# Up to this many occurrences in a buffer, its output is views of it (written with no copy);
-# past it, building the views costs more than one masked copy made in C.
-_FEW_SPANS = 32
-_PACKED = 16  # bytes per packed span
 Piece = bytes | memoryview
+_IOV_MAX = 1024  # buffers per writev (Linux's limit)
 _PROBE = 4  # pattern prefixes this long locate candidate tails quickly
 Span = tuple[int, int]
 Build = Callable[[Sequence[bytes]], Matcher]
@@ -190,27 +188,56 @@ class Masker:
         return self._set.max_held
 
     def feed(self, data: bytes) -> bytes:
-        return b"".join(self.feed_pieces(data))
+        """The masked bytes that may go out now (the rest is held)."""
+        if self._set.literals.matcher is None:
+            return data
+        return self._masked(self._held + data if self._held else data, final=False)
 
     def flush(self) -> bytes:
         """Everything still held, at end of stream."""
-        return b"".join(self.flush_pieces())
+        return self._masked(self._held, final=True) if self._held else b""
 
-    def feed_pieces(self, data: bytes) -> list[Piece]:
-        """What `feed` returns, in pieces that may be views of `data` (for `os.writev`: a relay
-        then copies nothing where little is masked)."""
+    def write(self, fd: int, data: bytes, end: bool = False) -> bool:
+        """`feed(data)` (and, at the `end` of the stream, `flush()`) written to `fd`: where
+        little is masked, gathered from `data` by writev (no copy of it). False if fd's reader
+        is gone."""
         if self._set.literals.matcher is None:
-            return [data]
-        return self._emit(self._held + data if self._held else data, final=False)
+            return _write_all(fd, [data])
+        buf = self._held + data if self._held else data
+        step = self._plan(buf, final=end) if buf else None
+        if step is None:
+            return True
+        packed, spans, cut = step
+        native = self._set.literals.native
+        if native is not None:
+            delivered, reach = native.write(fd, buf, _merged(packed, spans), cut, self._in_mark)
+        else:
+            pieces, reach = _pieces(buf, spans, cut, self._in_mark)
+            delivered = _write_all(fd, pieces)
+        self._advance(buf, cut, reach)
+        return delivered
 
-    def flush_pieces(self) -> list[Piece]:
-        return self._emit(self._held, final=True) if self._held else []
+    def _masked(self, buf: bytes, final: bool) -> bytes:
+        step = self._plan(buf, final)
+        if step is None:
+            return b""
+        packed, spans, cut = step
+        native = self._set.literals.native
+        if native is not None:
+            out, reach = native.emit(buf, _merged(packed, spans), cut, self._in_mark)
+        else:
+            pieces, reach = _pieces(buf, spans, cut, self._in_mark)
+            out = b"".join(pieces)
+        self._advance(buf, cut, reach)
+        return out
 
-    def _emit(self, buf: bytes, final: bool) -> list[Piece]:
+    def _plan(self, buf: bytes, final: bool) -> tuple[bytes, list[Span], int] | None:
+        """(the C scan's occurrences, packed; the other occurrences; where what may go out now
+        ends), or None where nothing may: then all of `buf` is held."""
         patterns = self._set
         literals, wrapped = patterns.literals, patterns.wrapped
         native = literals.native
-        packed = b""  # the C extension's occurrences, packed, left so; else in `spans`
+        packed = b""
         if native is not None:
             packed, anchors, cut = native.spans(buf)
             spans: list[Span] = []
@@ -225,21 +252,17 @@ class Masker:
             cut = len(buf)
         if cut == 0:
             self._held = buf
-            return []
+            return None
         if self._masked_until:
             spans.append((0, self._masked_until))
-        if native is not None and len(packed) > _FEW_SPANS * _PACKED:  # one masked copy, in C
-            if spans:  # rare: wrapped occurrences, or a run carried over from the last buffer
-                packed = _pack(sorted(_unpack(packed) + spans))
-            out, reach = native.emit(buf, packed, cut, self._in_mark)
-            pieces: list[Piece] = [out]
-        else:
-            pieces, reach = _pieces(buf, _unpack(packed) + spans, cut, self._in_mark)
+        return packed, spans, cut
+
+    def _advance(self, buf: bytes, cut: int, reach: int) -> None:
+        """`buf[:cut]` went out, its masked run reaching `reach`."""
         self._in_mark = reach >= cut
         self._masked_until = max(0, reach - cut)
         self._run = unwrap.trailing_run(buf[max(0, cut - unwrap.RUN_MIN) : cut], self._run)
         self._held = buf[cut:]
-        return pieces
 
     def _wrapped_spans(self, wrapped: _Literals, buf: bytes, anchors: list[int]) -> list[Span]:
         """Occurrences across wraps of the base64-only patterns, around each anchor found."""
@@ -302,6 +325,29 @@ def _unpack(packed: bytes) -> list[Span]:
 
 def _pack(spans: list[Span]) -> bytes:
     return array("q", [x for span in spans for x in span]).tobytes()
+
+
+def _merged(packed: bytes, spans: list[Span]) -> bytes:
+    """The C scan's occurrences with the others (rare: wrapped ones, or a masked run carried
+    over from the last buffer), packed by start."""
+    return _pack(sorted(_unpack(packed) + spans)) if spans else packed
+
+
+def _write_all(fd: int, pieces: list[Piece]) -> bool:
+    """All of `pieces`, in order, gathered by writev; False if fd's reader is gone."""
+    try:
+        while pieces:
+            done = os.writev(fd, pieces[:_IOV_MAX])
+            i = 0
+            while i < len(pieces) and done >= len(pieces[i]):
+                done -= len(pieces[i])
+                i += 1
+            pieces = pieces[i:]
+            if done:  # a partial write
+                pieces[0] = memoryview(pieces[0])[done:]
+    except BrokenPipeError:
+        return False
+    return True
 
 
 def redact(text: str, values: Sequence[bytes]) -> str:

@@ -113,6 +113,13 @@ class NativeMatcher(Matcher):
         where the masked run reaching furthest ends."""
         return self._hsmask.emit(data, spans, cut, in_mark)
 
+    def write(
+        self, fd: int, data: bytes, spans: bytes, cut: int, in_mark: bool
+    ) -> tuple[bool, int]:
+        """`emit`'s bytes written to `fd`, gathered from `data` where few are masked: whether
+        fd's reader took them, and the reach."""
+        return self._hsmask.write(fd, data, spans, cut, in_mark)
+
 
 class HyperscanMatcher(Matcher):
     name = "hyperscan"

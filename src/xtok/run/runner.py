@@ -25,7 +25,7 @@ from types import FrameType
 from xtok.errors import Interrupted, LaunchError
 from xtok.refs import SecretRef
 from xtok.run.isolation import Janitor, die_with_parent
-from xtok.run.mask import Masker, Patterns, Piece, warn_short
+from xtok.run.mask import Masker, Patterns, warn_short
 from xtok.run.variants import patterns_for
 from xtok.sensitive import Secret
 
@@ -38,7 +38,6 @@ FORWARDED_SIGNALS = tuple(
 # (bench/mask_throughput.py). Pipes may grow to /proc/sys/fs/pipe-max-size (1 MiB by default).
 _PIPE_SIZE = 1 << 20
 _READ_SIZE = 1 << 18
-_IOV_MAX = 1024  # buffers per writev (Linux's limit)
 # What the child must not inherit: xtok's own AWS identity, the token, and xtok's settings
 # (XTOK_TOKEN_FILE, XTOK_STATE_DIR, XTOK_TICKET … point at the token or the request state).
 _DROPPED_PREFIXES = ("AWS_", "XTOK_")
@@ -53,24 +52,6 @@ def child_environment(
     }
     env.update(secrets)
     return env
-
-
-def write_all(fd: int, pieces: list[Piece]) -> bool:
-    """All of `pieces`, in order, gathered by writev (no copy to join them); False if the reader
-    is gone."""
-    try:
-        while pieces:
-            done = os.writev(fd, pieces[:_IOV_MAX])
-            i = 0
-            while i < len(pieces) and done >= len(pieces[i]):
-                done -= len(pieces[i])
-                i += 1
-            pieces = pieces[i:]
-            if done:  # a partial write
-                pieces[0] = memoryview(pieces[0])[done:]
-    except BrokenPipeError:
-        return False
-    return True
 
 
 def private_dir() -> str:
@@ -193,8 +174,7 @@ def _relay(child: subprocess.Popen[bytes], patterns: list[bytes]) -> None:
         for key, _ in sel.select():
             masker, out_fd, pipe = key.data
             data = os.read(key.fd, _READ_SIZE)
-            pieces = masker.feed_pieces(data) if data else masker.flush_pieces()
-            delivered = write_all(out_fd, pieces)
+            delivered = masker.write(out_fd, data, end=not data)
             if not data or not delivered:
                 sel.unregister(key.fd)
                 pipe.close()
