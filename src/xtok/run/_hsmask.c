@@ -130,6 +130,21 @@ static int push_span(Ctx *c, long long s, long long e) {
     return 0;
 }
 
+static inline uint64_t load64(const char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* a[from:n] == b[from:n], where a[:from] == b[:from] is known: a word at a time, with no call
+   for the few bytes a secret's form has past its key. */
+static inline int same(const char *a, const char *b, Py_ssize_t from, Py_ssize_t n) {
+    if (n < 8) return memcmp(a + from, b + from, (size_t)(n - from)) == 0;
+    for (; from + 8 < n; from += 8)
+        if (load64(a + from) != load64(b + from)) return 0;
+    return load64(a + n - 8) == load64(b + n - 8);
+}
+
 /* Key `id` occurs in c->buf, ending at `end`. Nonzero stops the scan. */
 static int found(Ctx *c, Py_ssize_t id, Py_ssize_t end) {
     Keys *k = c->k;
@@ -148,7 +163,9 @@ static int found(Ctx *c, Py_ssize_t id, Py_ssize_t end) {
     for (Py_ssize_t j = k->lfirst[id]; j < k->lfirst[id + 1]; j++) {
         const Lit *p = &k->longer[j];
         if (start + p->n <= c->len) {
-            if (memcmp(c->buf + start, p->p, p->n) == 0 && push_span(c, start, start + p->n) < 0)
+            /* It starts with the key, which is there. */
+            if (same(c->buf + start, p->p, k->size[id], p->n) &&
+                push_span(c, start, start + p->n) < 0)
                 goto oom;
         } else if (start < c->undecided && memcmp(c->buf + start, p->p, c->len - start) == 0) {
             c->undecided = start; /* it may still come whole */
@@ -157,7 +174,7 @@ static int found(Ctx *c, Py_ssize_t id, Py_ssize_t end) {
     for (Py_ssize_t j = k->ofirst[id]; j < k->ofirst[id + 1]; j++) {
         const Lit *p = &k->owners[j];
         Py_ssize_t at = start - p->off;
-        if (p->off > start || at + p->n > c->len || memcmp(c->buf + at, p->p, p->n) != 0) {
+        if (p->off > start || at + p->n > c->len || !same(c->buf + at, p->p, 0, p->n)) {
             if (c->na == c->acap && grow((void **)&c->anchors, &c->acap, sizeof(Py_ssize_t)) < 0)
                 goto oom;
             c->anchors[c->na++] = start;
@@ -175,12 +192,6 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
     (void)from;
     (void)flags;
     return found(ctx, (Py_ssize_t)id, (Py_ssize_t)to);
-}
-
-static inline uint64_t load64(const char *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
 }
 
 static inline uint32_t gram_hash(const char *p, int bits) {
@@ -218,33 +229,40 @@ static int lookup(Ctx *c, const Table *t, uint64_t ctx, Py_ssize_t i) {
    lies in each occurrence at an offset j < stride of its key, with i + 4 inside it: the table
    `next` holds (key, j) where j + 8 fits in the key, `prev` the others, which then have j >= 4
    (as keys have at least SAMPLE_MIN bytes). */
-/* The lookups at a probe that passed the filter. */
-static int probe(Ctx *c, Py_ssize_t i) {
+/* The lookups at probe i, whose gram hashes to h, if it passes a table's filter. */
+static int probe(Ctx *c, Py_ssize_t i, uint32_t h) {
     const Keys *k = c->k;
     const char *b = c->buf;
-    uint32_t h = gram_hash(b + i, k->fbits);
     if (i + 8 <= c->len && has(k->next.filter, h) && lookup(c, &k->next, load64(b + i), i))
         return 1;
     if (i >= 4 && has(k->prev.filter, h) && lookup(c, &k->prev, load64(b + i - 4), i)) return 1;
     return 0;
 }
 
+/* Every occurrence of every sampled key (see the top of this file). One of stride's offsets i
+   lies in each occurrence at an offset j < stride of its key, with i + 4 inside it: the table
+   `next` holds (key, j) where j + 8 fits in the key, `prev` the others, which then have j >= 4
+   (as keys have at least SAMPLE_MIN bytes). */
 static int sample(Ctx *c) {
     const Keys *k = c->k;
     const char *b = c->buf;
     Py_ssize_t n = c->len, s = k->stride, i = 0;
     const uint64_t *filter = k->filter;
     int bits = k->fbits;
+    /* Four probes at a time, their loads independent: in log text nearly all miss the filter. */
 #define PASSES(at) has(filter, gram_hash(b + (at), bits))
-    /* Four probes at a time, their loads independent: nearly all miss the filter. */
     for (; i + 3 * s + 4 <= n; i += 4 * s) {
         if (!(PASSES(i) | PASSES(i + s) | PASSES(i + 2 * s) | PASSES(i + 3 * s))) continue;
-        for (Py_ssize_t j = i; j < i + 4 * s; j += s)
-            if (PASSES(j) && probe(c, j)) return 1;
+        for (Py_ssize_t j = i; j < i + 4 * s; j += s) {
+            uint32_t h = gram_hash(b + j, bits);
+            if (has(filter, h) && probe(c, j, h)) return 1;
+        }
     }
-    for (; i + 4 <= n; i += s)
-        if (PASSES(i) && probe(c, i)) return 1;
 #undef PASSES
+    for (; i + 4 <= n; i += s) {
+        uint32_t h = gram_hash(b + i, bits);
+        if (has(filter, h) && probe(c, i, h)) return 1;
+    }
     return 0;
 }
 
