@@ -633,3 +633,26 @@ def test_write_says_when_the_reader_is_gone(matcher_cls: type[Matcher]) -> None:
         assert masker.write(write, b"a line with " + SECRET + b"\n") is False
     finally:
         os.close(write)
+
+
+@pytest.mark.parametrize("matcher_cls", MATCHERS, ids=lambda m: m.name)
+@pytest.mark.parametrize("every", [997, 7], ids=["few", "many"])
+def test_write_waits_on_an_output_made_non_blocking(matcher_cls: type[Matcher], every: int) -> None:
+    """Whoever shares xtok's stdout may set O_NONBLOCK on it (some CI log collectors do): a
+    full pipe then refuses writes instead of waiting. `write` waits, as with a blocking
+    output, and everything arrives, in order."""
+    data = b"".join(
+        b"line %d %s\n" % (i, SECRET if i % every == 0 else b"x" * 40) for i in range(60_000)
+    )
+    masker = Masker(Patterns(patterns_for(SECRET), matcher_cls))
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    got: list[bytes] = []
+    reader = drain(read, got, pace=0.0005)
+    try:
+        assert masker.write(write, data, end=True)
+    finally:
+        os.close(write)
+        reader.join()
+        os.close(read)
+    assert b"".join(got) == data.replace(SECRET, MARK)

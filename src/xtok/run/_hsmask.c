@@ -30,6 +30,7 @@
 #include <hs.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -843,6 +844,19 @@ static int write_all(int fd, struct iovec *iov, int count) {
             if (errno == EINTR) {
                 if (PyErr_CheckSignals() < 0) return -1;
                 continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* Whoever shares our output may have made it non-blocking: wait, as a
+                   blocking write would. */
+                struct pollfd ready = {fd, POLLOUT, 0};
+                int polled;
+                Py_BEGIN_ALLOW_THREADS
+                polled = poll(&ready, 1, -1);
+                error = errno;
+                Py_END_ALLOW_THREADS
+                if (polled < 0 && error == EINTR && PyErr_CheckSignals() < 0) return -1;
+                if (polled >= 0 || error == EINTR) continue;
+                errno = error;
             }
             if (errno == EPIPE) return 0;
             PyErr_SetFromErrno(PyExc_OSError);

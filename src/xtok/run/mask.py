@@ -14,6 +14,7 @@ AWS's 64 KiB, and their encodings) are confirmed here where their first KEY byte
 from __future__ import annotations
 
 import os
+import select
 import sys
 from array import array
 from bisect import bisect_left
@@ -334,10 +335,15 @@ def _merged(packed: bytes, spans: list[Span]) -> bytes:
 
 
 def _write_all(fd: int, pieces: list[Piece]) -> bool:
-    """All of `pieces`, in order, gathered by writev; False if fd's reader is gone."""
+    """All of `pieces`, in order, gathered by writev; False if fd's reader is gone. Whoever
+    shares our output may have made it non-blocking: then it waits, as a blocking write would."""
     try:
         while pieces:
-            done = os.writev(fd, pieces[:_IOV_MAX])
+            try:
+                done = os.writev(fd, pieces[:_IOV_MAX])
+            except BlockingIOError:
+                select.select([], [fd], [])
+                continue
             i = 0
             while i < len(pieces) and done >= len(pieces[i]):
                 done -= len(pieces[i])
