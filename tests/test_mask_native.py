@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import itertools
 import mmap
 import random
 import subprocess
@@ -438,3 +439,81 @@ def test_a_sampled_key_with_any_one_byte_off_is_not_found() -> None:
                 off = bytearray(key)
                 off[at] ^= 0x20
                 assert matcher.hits(noise + bytes(off) + noise) == [], (size, lead, at)
+
+
+def test_sampled_keys_of_mixed_lengths_at_every_offset_and_edge() -> None:
+    """The stride comes from the shortest sampled key (capped for long ones): every key, of
+    any length up to 64 KiB, is found once at each offset of that stride (29 at most), at the
+    buffer's very start and end, and not when cut short by a byte; so are keys just too short
+    to be sampled (Hyperscan's). Deterministic, so an off-by-one in the stride, a table left out
+    or a bound one byte short fails every run."""
+    rnd = random.Random(7)
+    sets = [[12, 13, 16, 17, 19, 24, 32, 33, 64], [32, 33, 40, 61, 100, 65_536], [15], [10, 11, 14]]
+    for lengths in sets:
+        keys = [bytes(rnd.choices(B64, k=n)) for n in lengths]
+        matcher = NativeMatcher([*keys, b"-short-"])  # with Hyperscan's keys too
+        for i, key in enumerate(keys):
+            for lead in range(31):
+                for trail in (0, 1, 3, 4, 7, 8, 12):
+                    buf = b"." * lead + key + b"." * trail
+                    assert matcher.hits(buf) == [(i, lead + len(key))], (len(key), lead, trail)
+                    # Cut short at either end: nothing, however close.
+                    assert matcher.hits(buf[: lead + len(key) - 1]) == []
+                    assert matcher.hits(buf[lead + 1 :]) == []
+
+
+def test_sampled_keys_read_nothing_outside_the_buffer() -> None:
+    """`sample` loads 8 bytes around each probe and confirms candidates that may start before
+    the buffer or end after it: none of those reads may leave the buffer. A bytes object has
+    its header before it and slack after, where a stray read goes unseen; here each buffer lies
+    against an inaccessible page (before it, or after), so one is a crash."""
+    out = run_child(
+        """
+        import ctypes, mmap, random
+        from xtok.run._hsmask import Keys
+        page = mmap.PAGESIZE
+        region = mmap.mmap(-1, 3 * page)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        for guard in (base, base + 2 * page):
+            assert libc.mprotect(guard, page, 0) == 0, ctypes.get_errno()
+        view = memoryview(region)
+        rnd = random.Random(11)
+        # Keys over one or two letters: the buffers' probes meet them everywhere, also where
+        # an occurrence would start before the buffer or end after it.
+        sets = [[b"a" * 12, b"a" * 20 + b"b", b"b" + b"a" * 30, b"ab" * 9, b"aaaa"]]
+        sets += [[bytes(rnd.choices(b"ab", k=rnd.randint(12, 70))) for _ in range(5)]
+                 for _ in range(30)]
+        checked = 0
+        for keys in sets:
+            hs = Keys(keys, [0] * len(keys), [()] * len(keys), [()] * len(keys))
+            texts = [b"a" * n for n in range(80)] + [
+                b"".join(rnd.choice(keys)[rnd.randint(0, 8):] for _ in range(4)) for _ in range(20)]
+            for text in texts:
+                text = text[:page]
+                want = sorted((i, s + len(k)) for i, k in enumerate(keys)
+                              for s in range(len(text)) if text.startswith(k, s))
+                for at in (page, 2 * page - len(text)):  # against the page before, after
+                    view[at : at + len(text)] = text
+                    buf = view[at : at + len(text)]
+                    assert sorted(hs.hits(buf)) == want, (keys, text)
+                    hs.scan(buf)
+                    checked += 1
+        print(checked)
+        """
+    )
+    assert int(out) > 5000
+
+
+def test_spans_of_both_matchers_come_merged_by_start() -> None:
+    """Keys.scan sorts the sampled keys' spans and Hyperscan's each by start, then merges the
+    two runs: in every order of the two kinds, all spans come, by start."""
+    short, long = b"0123456789", b"ABCDEFGHIJKLMNOP"  # Hyperscan's, sampled
+    keys = _hsmask.Keys([short, long], [len(short), len(long)], [(), ()], [(), ()])
+    for parts in itertools.product([short, long, b"."], repeat=5):
+        buf = b"".join(parts)
+        want = sorted(
+            (s, s + len(k)) for k in (short, long) for s in range(len(buf)) if buf.startswith(k, s)
+        )
+        assert unpack(keys.scan(buf)[0]) == want, parts
