@@ -124,7 +124,7 @@ static int grow(void **arr, Py_ssize_t *cap, size_t item) {
     return 0;
 }
 
-static int push_span(Ctx *c, long long s, long long e) {
+static inline int push_span(Ctx *c, long long s, long long e) {
     if (c->n == c->cap && grow((void **)&c->spans, &c->cap, sizeof(Span)) < 0) return -1;
     c->spans[c->n].s = s;
     c->spans[c->n++].e = e;
@@ -147,7 +147,7 @@ static inline int same(const char *a, const char *b, Py_ssize_t from, Py_ssize_t
 }
 
 /* Key `id` occurs in c->buf, ending at `end`. Nonzero stops the scan. */
-static int found(Ctx *c, Py_ssize_t id, Py_ssize_t end) {
+static inline int found(Ctx *c, Py_ssize_t id, Py_ssize_t end) {
     Keys *k = c->k;
     Py_ssize_t start = end - k->size[id];
     if (c->hits) {
