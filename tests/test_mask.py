@@ -1,5 +1,6 @@
 """The streaming masker: what it must catch, equal to masking the whole stream at once
-whatever the chunking, with each matcher (Hyperscan, Aho-Corasick, pure Python)."""
+whatever the chunking, with each matcher (the C extension, Hyperscan, Aho-Corasick, pure
+Python), and written to a file descriptor as it would be returned."""
 
 from __future__ import annotations
 
