@@ -5,7 +5,8 @@ any pattern is replaced by `***` (overlapping or touching occurrences become one
 is every occurrence, across wrapped lines, of a base64-only pattern (see `xtok.run.unwrap`). The
 longest tail that could still grow into an occurrence is held back (at most `Patterns.max_held`
 bytes) and everything else comes out at once. The output equals masking the whole stream in one
-piece, whatever the chunking; memory is bounded by the held tail.
+piece, whatever the chunking; memory is bounded by the held tail. `Masker.write` writes the
+same to a file descriptor (the relay's path), with as few copies as it can.
 
 Matchers (`xtok.run.matcher`) see at most KEY bytes of a pattern: longer patterns (secrets up to
 AWS's 64 KiB, and their encodings) are confirmed here where their first KEY bytes occur.
