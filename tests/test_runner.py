@@ -260,3 +260,91 @@ def test_output_is_masked_whole_however_many_secrets_a_read_holds(
     assert proc.returncode == 0, err
     filler = b"x" * ((3 << 20) // count)
     assert out == b"".join(b"%d " % i + filler + b" ***\n" for i in range(count))
+
+
+def run_with_closed(fd: int, env: dict[str, str], tmp_path: Path) -> tuple[int, bytes]:
+    """`xtok run` started with descriptor `fd` (1 or 2) closed: its status and the other
+    stream's bytes."""
+    started = tmp_path / "started"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xtok",
+            "run",
+            "--secret",
+            "S=runner/canary",
+            "--",
+            "sh",
+            "-c",
+            f'touch {started}; echo "out $S"; echo "err $S" >&2',
+        ],
+        env=env,
+        stdout=subprocess.PIPE if fd == 2 else None,
+        stderr=subprocess.PIPE if fd == 1 else None,
+        preexec_fn=lambda: os.close(fd),
+    )
+    out, err = proc.communicate(timeout=60)
+    assert not started.exists()  # refused before the command started
+    return proc.returncode, out if fd == 2 else err
+
+
+def test_a_closed_stdout_or_stderr_is_refused_before_the_command_starts(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Started with its stdout (or stderr) closed, xtok would relay the command's output to
+    whatever descriptor took that number since (one of its own pipes, sockets or files; a
+    plain command would meet EBADF): it refuses, with one line and a tip, and no traceback."""
+    code, err = run_with_closed(1, env, tmp_path)
+    assert code == 200
+    assert err.decode().splitlines() == [
+        "xtok: error: xtok's stdout is closed: the command's output would have nowhere to go",
+        "  tip: open it: redirect it to a file, or to /dev/null to discard the output",
+    ]
+    code, out = run_with_closed(2, env, tmp_path)
+    assert code == 200 and out == b""
+
+
+def test_an_output_that_fails_is_closed_like_a_gone_reader(env: dict[str, str]) -> None:
+    """A write to xtok's stdout that fails (here ENOSPC: /dev/full) is no internal error: as
+    with a reader gone, xtok closes the command's pipe, so the command meets a broken pipe, and
+    says why in one line on stderr."""
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "xtok",
+                "run",
+                "--secret",
+                "S=runner/canary",
+                "--",
+                "sh",
+                "-c",
+                'yes "line with $S"',
+            ],
+            env=env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    assert proc.returncode == 128 + signal.SIGPIPE
+    assert proc.stderr.decode().splitlines() == [
+        "xtok: warning: cannot write the command's stdout (No space left on device): "
+        "closing it, as if its reader had gone"
+    ]
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["run", "--help"]])
+def test_no_traceback_where_xtok_starts_with_its_stdout_closed(args: list[str]) -> None:
+    """Python then has no sys.stdout (None): xtok says nothing on it, exits, and shows no
+    traceback on stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "xtok", *args],
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.close(1),
+        timeout=60,
+    )
+    assert proc.stderr == b""
+    # 120: Python's own status where stdout cannot be written
+    assert proc.returncode == (120 if args == ["--version"] else 0)

@@ -28,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args == ["--version"]:  # answered without loading click
         from xtok import VERSION_MESSAGE, __version__
 
+        if sys.stdout is None:  # started with its stdout closed
+            return _UNWRITABLE_STDOUT
         try:
             sys.stdout.write(VERSION_MESSAGE % {"prog": "xtok", "version": __version__} + "\n")
         except OSError:
@@ -54,11 +56,13 @@ def entry() -> NoReturn:
 
     atexit._run_exitfuncs()
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None where xtok started with its stdout closed
+            sys.stdout.flush()
     except (OSError, ValueError):
         code = code or _UNWRITABLE_STDOUT
     with contextlib.suppress(OSError, ValueError):
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
     os._exit(code)
 
 

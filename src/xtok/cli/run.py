@@ -133,6 +133,7 @@ def run_cmd(
 
     # Before the token is read: nothing of this process is readable to the command it starts.
     make_undumpable()
+    runner.check_outputs()  # before a sealed token is spent
     _refuse_token_as_command(command)
     refs = parse_refs(secret_specs, secret_file_specs)
     if relay_url:

@@ -17,12 +17,13 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
-from xtok.errors import Interrupted, LaunchError
+from xtok.errors import Interrupted, LaunchError, UsageError
 from xtok.refs import SecretRef
 from xtok.run.isolation import Janitor, die_with_parent
 from xtok.run.mask import Masker, Patterns, warn_short
@@ -66,6 +67,17 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+
+
+def check_outputs() -> None:
+    """Refuse to run with xtok's stdout or stderr closed: the command's output would go to
+    whatever descriptor took that number since (one of xtok's own pipes, sockets or files)."""
+    for name, stream in (("stdout", sys.__stdout__), ("stderr", sys.__stderr__)):
+        if stream is None:  # Python found the descriptor closed at start-up
+            raise UsageError(
+                f"xtok's {name} is closed: the command's output would have nowhere to go",
+                tip="open it: redirect it to a file, or to /dev/null to discard the output",
+            )
 
 
 class _Forwarder:
@@ -155,7 +167,8 @@ def _relay(child: subprocess.Popen[bytes], patterns: list[bytes]) -> None:
     """Copy the child's stdout/stderr to ours through a masker each, until both close.
 
     When our side of a stream is closed (`xtok run … | head`), the child's pipe is closed too,
-    so the child meets a broken pipe exactly as it would without xtok in between.
+    so the child meets a broken pipe exactly as it would without xtok in between; so it is
+    when our side fails otherwise (a full disk), with a warning.
     """
     if child.stdout is None or child.stderr is None:
         raise RuntimeError("the child was started without pipes")
@@ -174,8 +187,23 @@ def _relay(child: subprocess.Popen[bytes], patterns: list[bytes]) -> None:
         for key, _ in sel.select():
             masker, out_fd, pipe = key.data
             data = os.read(key.fd, _READ_SIZE)
-            delivered = masker.write(out_fd, data, end=not data)
+            try:
+                delivered = masker.write(out_fd, data, end=not data)
+            except OSError as exc:  # ENOSPC, EIO …: no bug of xtok's; as if the reader had gone
+                _warn_unwritable(out_fd, exc)
+                delivered = False
             if not data or not delivered:
                 sel.unregister(key.fd)
                 pipe.close()
     sel.close()
+
+
+def _warn_unwritable(fd: int, exc: OSError) -> None:
+    name = "stdout" if fd == 1 else "stderr"
+    with contextlib.suppress(OSError):  # stderr may be the output that fails
+        print(
+            f"xtok: warning: cannot write the command's {name} ({exc.strerror}): closing it, "
+            "as if its reader had gone",
+            file=sys.stderr,
+            flush=True,
+        )
