@@ -200,10 +200,11 @@ def _relay(child: subprocess.Popen[bytes], patterns: list[bytes]) -> None:
 
 def _warn_unwritable(fd: int, exc: OSError) -> None:
     name = "stdout" if fd == 1 else "stderr"
+    reason = exc.strerror or type(exc).__name__
     with contextlib.suppress(OSError):  # stderr may be the output that fails
         print(
-            f"xtok: warning: cannot write the command's {name} ({exc.strerror}): closing it, "
-            "as if its reader had gone",
+            f"xtok: warning: cannot write the command's {name} ({reason}): closing it, as if "
+            "its reader had gone",
             file=sys.stderr,
             flush=True,
         )
