@@ -216,21 +216,17 @@ def test_short_secret_is_not_masked_and_says_so(env: dict[str, str]) -> None:
     assert "secret S is shorter than 4 bytes and is not masked" in res.err
 
 
+# `xtok run` of `yes`, printing the masked canary for ever.
+YES_WITH_SECRET = [
+    *(sys.executable, "-m", "xtok", "run", "--secret", "S=runner/canary"),
+    *("--", "sh", "-c", 'yes "line with $S"'),
+]
+
+
 def test_closed_output_ends_the_child_like_a_plain_pipe(env: dict[str, str]) -> None:
     """`xtok run -- yes | head -3` must end: the child meets the broken pipe."""
     xtok = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xtok",
-            "run",
-            "--secret",
-            "S=runner/canary",
-            "--",
-            "sh",
-            "-c",
-            'yes "line with $S"',
-        ],
+        YES_WITH_SECRET,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -311,18 +307,7 @@ def test_an_output_that_fails_is_closed_like_a_gone_reader(env: dict[str, str]) 
     says why in one line on stderr."""
     with open("/dev/full", "wb") as full:
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "xtok",
-                "run",
-                "--secret",
-                "S=runner/canary",
-                "--",
-                "sh",
-                "-c",
-                'yes "line with $S"',
-            ],
+            YES_WITH_SECRET,
             env=env,
             stdout=full,
             stderr=subprocess.PIPE,
