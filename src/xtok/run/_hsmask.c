@@ -7,10 +7,11 @@
 
    Keys of SAMPLE_MIN bytes or more (nearly all: a secret's forms and anchors) are not given to
    Hyperscan: its literal matcher reads every byte, and at ~140 keys for 20 secrets it ran at
-   ~5 GB/s (this, ~16). An occurrence of a key of length L >= m covers L - 3 consecutive offsets, so it holds
-   a 4-byte gram at one offset of every stride s = m - 3 (m the shortest such key): only those
-   grams are looked up, first in a bitmap, then in tables of the 8 bytes around them; a hit is
-   confirmed whole (see `sample`). Shorter keys, if any, still go to Hyperscan.
+   ~5 GB/s (this, ~16). An occurrence of a key of length L >= m covers L - 3 consecutive
+   offsets, so it holds a 4-byte gram at one offset of every stride s = m - 3 (m the shortest
+   such key): only those grams are looked up, first in a bitmap, then in tables of the 8 bytes
+   around them; a hit is confirmed whole (see `sample`). Shorter keys, if any, still go to
+   Hyperscan.
 
    Keys(keys, exact, longer, owners): the per-key tables of _Literals.
      scan(buf) -> (spans, anchors, cut): spans are the occurrences, by start, packed as
@@ -50,7 +51,7 @@ typedef struct {
 } Span;
 
 /* Keys this long or longer are sampled: each of their stride's offsets gets 8 known bytes
-   around its gram (the next 8, or from 4 before, see `place`), which needs at least 11. */
+   around its gram (the next 8, or from 4 before, see `fill`), which needs at least 11. */
 #define SAMPLE_MIN 12
 
 /* One offset `off` of one sampled key: the 8 bytes at the probe (`ctx`, from the gram on, or
@@ -220,16 +221,12 @@ static int lookup(Ctx *c, const Table *t, uint64_t ctx, Py_ssize_t i) {
         if (start < 0 || start + n > c->len) continue;
         const char *at = c->buf + start;
         if (load64(at) != p->head || load64(at + n - 8) != p->tail) continue;
-        if (n > 16 && memcmp(at + 8, k->key[p->key] + 8, (size_t)(n - 16)) != 0) continue;
+        if (n > 16 && !same(at, k->key[p->key], 8, n)) continue;
         if (found(c, p->key, start + n)) return 1;
     }
     return 0;
 }
 
-/* Every occurrence of every sampled key (see the top of this file). One of stride's offsets i
-   lies in each occurrence at an offset j < stride of its key, with i + 4 inside it: the table
-   `next` holds (key, j) where j + 8 fits in the key, `prev` the others, which then have j >= 4
-   (as keys have at least SAMPLE_MIN bytes). */
 /* The lookups at probe i, whose gram hashes to h, if it passes a table's filter. */
 static int probe(Ctx *c, Py_ssize_t i, uint32_t h) {
     const Keys *k = c->k;
@@ -447,11 +444,11 @@ static int freeze(PyObject *table) {
 }
 
 /* Fills one table with the probes of the sampled keys that belong to it (`which`: 0 next,
-   1 prev): counted first, then placed by bucket. */
+   1 prev), in three passes over them: count, count per bucket, place. */
 static int fill(Keys *k, Table *t, int which) {
     Py_ssize_t s = k->stride, n = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass) {
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 1) {
             if (n > (Py_ssize_t)UINT32_MAX - 1) return -1;
             t->bits = 1;
             while (((Py_ssize_t)1 << t->bits) < 4 * n) t->bits++;
@@ -460,12 +457,8 @@ static int fill(Keys *k, Table *t, int which) {
             t->filter = PyMem_Calloc((size_t)1 << (k->fbits - 6), sizeof(uint64_t));
             if (!t->probe || !t->first || !t->filter) return -1;
             t->n = n;
-            /* Count per bucket, then turn the counts into each bucket's end. */
+        } else if (pass == 2) { /* the counts become each bucket's end */
             size_t buckets = (size_t)1 << t->bits;
-            for (Py_ssize_t i = 0; i < k->nkeys; i++)
-                for (Py_ssize_t j = 0; k->size[i] >= SAMPLE_MIN && j < s; j++)
-                    if ((j + 8 > k->size[i]) == which)
-                        t->first[ctx_hash(load64(k->key[i] + j - 4 * which), t->bits)]++;
             for (size_t b = 1; b < buckets; b++) t->first[b] += t->first[b - 1];
             t->first[buckets] = (uint32_t)n;
         }
@@ -473,12 +466,16 @@ static int fill(Keys *k, Table *t, int which) {
             Py_ssize_t size = k->size[i];
             for (Py_ssize_t j = 0; size >= SAMPLE_MIN && j < s; j++) {
                 if ((j + 8 > size) != which) continue;
-                if (!pass) {
+                if (pass == 0) {
                     n++;
                     continue;
                 }
                 uint64_t ctx = load64(k->key[i] + j - 4 * which);
                 uint32_t b = ctx_hash(ctx, t->bits);
+                if (pass == 1) {
+                    t->first[b]++;
+                    continue;
+                }
                 /* Filled from each bucket's end down, so `first` ends as each one's start. */
                 Probe *p = &t->probe[--t->first[b]];
                 p->ctx = ctx;
@@ -555,8 +552,8 @@ static int Keys_init(Keys *self, PyObject *args, PyObject *kw) {
     unsigned int *flags = PyMem_Calloc(n, sizeof(unsigned int));
     unsigned int *ids = PyMem_Calloc(n, sizeof(unsigned int));
     int rc = -1;
-    if (!self->key || !self->size || !self->exact || !self->lfirst || !self->ofirst || !exprs || !lens ||
-        !flags || !ids) {
+    if (!self->key || !self->size || !self->exact || !self->lfirst || !self->ofirst || !exprs ||
+        !lens || !flags || !ids) {
         PyErr_NoMemory();
         goto done;
     }
@@ -938,7 +935,7 @@ static PyMethodDef module_methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_hsmask",
-    .m_doc = "The masker's inner loop over Hyperscan",
+    .m_doc = "The masker's inner loop: matching, masking, writing",
     .m_size = -1,
     .m_methods = module_methods,
 };
